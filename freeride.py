@@ -1,0 +1,1772 @@
+#!/usr/bin/env python3
+"""FreeRide: one local OpenAI endpoint in front of your free-tier LLM providers.
+
+An agent talks to http://127.0.0.1:11343/v1 as if it were OpenAI. For each request FreeRide
+resolves the model into candidates (provider, model id), walks their keys in turn and relays
+the first answer. A failure is classified (rate limit, daily quota, bad key, unknown model,
+context too large, client error, upstream down) and decides the next step: the next key, the
+next provider, or the client's own error returned as is. Rate-limited keys cool down for as
+long as the provider says, and the cooldowns survive restarts. Nothing paid is ever used:
+when every free candidate is spent the request fails with an error that lists each attempt.
+
+The file reads top to bottom in the order data flows, one banner per part:
+
+  config    flags, environment and FREERIDE_HOME, read once into a Config
+  state     cooldowns (in memory; flushed to cooldown.json off the request path) and the
+            events log (events.jsonl), both written by one background thread
+  upstream  a keep-alive connection pool over http.client, and the SSE event reader
+  router    model resolution, the failure classifier and the walk over (provider, key)
+  front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
+  dialects  chat completions, plain and streamed
+  cli       argparse subcommands
+
+Providers (providers/) are data plus small hooks; everything on the wire lives here.
+Standard library only; Python 3.10 or newer.
+"""
+
+import argparse
+import base64
+import calendar
+import email.utils
+import hashlib
+import http.client
+import io
+import itertools
+import json
+import os
+import queue
+import re
+import select
+import signal
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import NamedTuple
+
+import providers
+from providers import (AUTH, CLIENT, CONTEXT, KEY, KEY_MODEL, MODEL, MODEL_NOT_FOUND, QUOTA,
+                       RATE_LIMIT, UPSTREAM, Rule)
+
+__version__ = "0.1.0"
+
+# =============================================================================================
+# config
+# =============================================================================================
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11343
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names the variable and never its secret value."""
+
+
+class Key(NamedTuple):
+    """One credential of a provider. `id` (a hash) is what state files and events name."""
+    provider: str
+    index: int
+    secret: str
+    account: str
+    id: str
+
+
+def key_id(provider, secret, account=""):
+    return hashlib.sha256(f"{provider}\0{account}\0{secret}".encode()).hexdigest()[:16]
+
+
+def parse_list(var, value):
+    """A variable holding one value, or a JSON array of values (several keys)."""
+    value = (value or "").strip()
+    if not value.startswith("["):
+        return [value] if value else []
+    try:
+        items = json.loads(value)
+    except ValueError:
+        raise ConfigError(f"{var} starts with '[' but is not a valid JSON array") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ConfigError(f"{var} must be a JSON array of non-empty strings")
+    return list(dict.fromkeys(i.strip() for i in items))
+
+
+class Route:
+    """A configured provider: its Provider object and its keys, taken in turn."""
+
+    def __init__(self, provider, keys):
+        self.provider = provider
+        self.name = provider.name
+        self.keys = keys
+        self._turn = itertools.count()
+
+    def keys_in_turn(self):
+        """All keys, starting one further each call, so load spreads round-robin."""
+        start = next(self._turn) % len(self.keys)
+        return self.keys[start:] + self.keys[:start]
+
+
+class Config:
+    """Everything FreeRide reads from flags and environment, read once (flag > env > default)."""
+
+    def __init__(self, env=None, host=None, port=None, demo=False):
+        env = dict(os.environ if env is None else env)
+        self.env = env
+        self.host = host or env.get("FREERIDE_HOST") or DEFAULT_HOST
+        self.port = self._number(env, "FREERIDE_PORT", DEFAULT_PORT, int) if port is None else port
+        self.home = Path(env.get("FREERIDE_HOME") or Path.home() / ".freeride").expanduser()
+        self.events = env.get("FREERIDE_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
+        self.api_key = env.get("FREERIDE_API_KEY", "")
+        self.connect_timeout = self._number(env, "FREERIDE_CONNECT_TIMEOUT", 10.0)
+        self.first_byte_timeout = self._number(env, "FREERIDE_FIRST_BYTE_TIMEOUT", 90.0)
+        self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 60.0)
+        self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
+        self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
+        self.demo = demo
+        self.routes, self.unconfigured = self._routes(env, demo)
+        secrets_ = sorted({k.secret for r in self.routes for k in r.keys} | {self.api_key} - {""},
+                          key=len, reverse=True)
+        self._secret_pattern = re.compile("|".join(map(re.escape, secrets_))) if secrets_ else None
+
+    @staticmethod
+    def _number(env, var, default, kind=float):
+        raw = env.get(var, "").strip()
+        if not raw:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a number, not {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{var} must be greater than 0")
+        return value
+
+    @staticmethod
+    def _routes(env, demo):
+        if demo:
+            demo_provider = providers.DEMO()
+            keys = [Key("demo", i, s, "", key_id("demo", s))
+                    for i, s in enumerate(demo_provider.keys)]
+            return [Route(demo_provider, keys)], []
+        names = [n.strip().lower() for n in env.get("FREERIDE_PROVIDERS", "").split(",") if n.strip()]
+        for name in names:
+            if name not in providers.REGISTRY:
+                raise ConfigError(f"FREERIDE_PROVIDERS names an unknown provider {name!r} "
+                                  f"(known: {', '.join(providers.REGISTRY)})")
+        routes, unconfigured = [], []
+        for name in names or list(providers.REGISTRY):
+            cls = providers.REGISTRY[name]
+            base_url = env.get(cls.base_url_var or f"{name.upper()}_BASE_URL", "").strip()
+            extra = [m.strip() for m in env.get(cls.models_override_var, "").split(",") if m.strip()] \
+                if cls.models_override_var else []
+            provider = cls(base_url or None, extra)
+            secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))]
+            if not secrets_:
+                unconfigured.append((name, f"set {' or '.join(cls.key_vars)}"
+                                     + (f" and {cls.account_var}" if cls.account_var else "")))
+                continue
+            accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
+            if "{account_id}" in provider.base_url and not accounts:
+                unconfigured.append((name, f"{cls.key_vars[0]} is set but {cls.account_var} "
+                                     "is missing"))
+                continue
+            if accounts and len(accounts) not in (1, len(secrets_)):
+                raise ConfigError(f"{cls.account_var} must hold one account id, or one per key "
+                                  f"in {cls.key_vars[0]}")
+            keys = []
+            for i, secret in enumerate(secrets_):
+                account = accounts[i if len(accounts) > 1 else 0] if accounts else ""
+                keys.append(Key(name, i, secret, account, key_id(name, secret, account)))
+            routes.append(Route(provider, keys))
+        return routes, unconfigured
+
+    def redact(self, text):
+        """Remove every configured secret from text that is about to leave the process."""
+        if self._secret_pattern is None or not text:
+            return text
+        return self._secret_pattern.sub("[redacted]", text)
+
+    @property
+    def url(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+# =============================================================================================
+# state
+# =============================================================================================
+
+EVENTS_MAX = 1 * MiB
+
+
+def write_atomic(path, data):
+    """Write bytes to path through a temp file and a rename, mode 0600: never a half file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def set_aside(path, why):
+    """Move an unreadable state file out of the way, keeping it for the user to inspect."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        aside = None
+    print(f"freeride: warning: {path} could not be read ({why}); "
+          f"{'moved to ' + str(aside) if aside else 'ignored'}", file=sys.stderr)
+
+
+class Cooling(NamedTuple):
+    until: float
+    cls: str
+    reason: str
+
+
+class Cooldowns:
+    """Which (provider, key, model) pairs are cooling, and until when.
+
+    A cooldown is stored under one of three scopes: the whole key (model "*"), one model on
+    one key, or one model on every key (key "*"). Lookups are in memory; cooldown.json is
+    rewritten by the background writer, merged with what another gateway may have written.
+    Keys appear only as their hash.
+    """
+
+    def __init__(self, path, writer):
+        self.path = path
+        self.writer = writer
+        self.lock = threading.Lock()
+        self.table = {}
+        self.table.update(self._read())
+
+    def _read(self):
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            set_aside(self.path, e.strerror or e)
+            return {}
+        try:
+            doc = json.loads(raw)
+            now = time.time()
+            return {(e["provider"], e["key"], e["model"]): Cooling(float(e["until"]), e["class"],
+                                                                   e.get("reason", ""))
+                    for e in doc["cooldowns"] if float(e["until"]) > now}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            set_aside(self.path, f"not valid cooldown JSON: {e}")
+            return {}
+
+    def cool(self, provider, key, model, seconds, cls, reason):
+        entry = Cooling(time.time() + seconds, cls, reason)
+        with self.lock:
+            old = self.table.get((provider, key, model))
+            if old is None or old.until < entry.until:
+                self.table[(provider, key, model)] = entry
+        self.writer.flush_soon(self.flush)
+
+    def lookup(self, provider, key, model):
+        """The longest cooldown that stops this key from serving this model, or None."""
+        now = time.time()
+        found = None
+        for scope in ((provider, key, "*"), (provider, key, model), (provider, "*", model)):
+            entry = self.table.get(scope)
+            if entry is not None and entry.until > now and (found is None or entry.until > found.until):
+                found = entry
+        return found
+
+    def active(self):
+        now = time.time()
+        with self.lock:
+            return {k: v for k, v in self.table.items() if v.until > now}
+
+    def flush(self):
+        """Write the table, merged with the file (another gateway may share FREERIDE_HOME)."""
+        merged = self._read()
+        now = time.time()
+        with self.lock:
+            for k, v in self.table.items():
+                if k not in merged or merged[k].until < v.until:
+                    merged[k] = v
+            self.table = merged
+        rows = [{"provider": p, "key": k, "model": m, "until": round(c.until, 3), "class": c.cls,
+                 "reason": c.reason}
+                for (p, k, m), c in sorted(merged.items()) if c.until > now]
+        write_atomic(self.path, json.dumps({"version": 1, "cooldowns": rows}, indent=1).encode())
+
+
+class Writer:
+    """One background thread for every write FreeRide makes: events and state files.
+
+    The request path only puts a line or a flush request on a queue; it never waits on disk.
+    """
+
+    def __init__(self, home, events_enabled):
+        self.home = home
+        self.events_path = home / "events.jsonl" if events_enabled else None
+        self.queue = queue.SimpleQueue()
+        self.pending = set()
+        self.pending_lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="freeride-writer", daemon=True)
+        self.thread.start()
+
+    def event(self, **fields):
+        if self.events_path is not None:
+            fields["ts"] = round(time.time(), 3)
+            self.queue.put(fields)
+
+    def flush_soon(self, fn):
+        """Run fn on the writer thread, once however often it is asked before it runs."""
+        with self.pending_lock:
+            if fn in self.pending:
+                return
+            self.pending.add(fn)
+        self.queue.put(fn)
+
+    def close(self):
+        self.queue.put(None)
+        self.thread.join(timeout=10)
+
+    def _run(self):
+        lines = []
+        while True:
+            item = self.queue.get()
+            while True:
+                if item is None:
+                    self._append(lines)
+                    return
+                if callable(item):
+                    with self.pending_lock:
+                        self.pending.discard(item)
+                    self._safely(item)
+                else:
+                    lines.append(json.dumps(item, separators=(",", ":")))
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._append(lines)
+            lines = []
+
+    def _append(self, lines):
+        if lines and self.events_path is not None:
+            self._safely(lambda: self._write_events(lines))
+
+    def _write_events(self, lines):
+        path = self.events_path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = ("\n".join(lines) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size >= EVENTS_MAX:
+            os.replace(path, path.with_name(path.name + ".1"))
+
+    @staticmethod
+    def _safely(fn):
+        try:
+            fn()
+        except Exception as e:  # a full disk must not take the gateway down
+            print(f"freeride: warning: could not write state: {e}", file=sys.stderr)
+
+
+# =============================================================================================
+# upstream
+# =============================================================================================
+
+class UpstreamFailure(Exception):
+    """An attempt failed: an HTTP error answer, a broken body or stream, or no connection."""
+
+    def __init__(self, status, headers=None, body=b"", reason=""):
+        super().__init__(reason or f"HTTP {status}")
+        self.status = status          # 0 when no HTTP answer came at all
+        self.headers = headers if headers is not None else http.client.HTTPMessage()
+        self.body = body
+        self.reason = reason
+
+
+class LocalResponse(io.BytesIO):
+    """An upstream answer made in-process (the offline demo), shaped like http.client's."""
+
+    def __init__(self, status, headers, body):
+        super().__init__(body)
+        self.status = status
+        self.headers = http.client.HTTPMessage()
+        for name, value in headers.items():
+            self.headers[name] = value
+        self.will_close = True
+
+    def isclosed(self):
+        return True
+
+
+class Pool:
+    """Keep-alive connections to upstreams, per (scheme, host, port, proxy), thread-safe.
+
+    Proxies follow urllib's environment rules (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). One TLS
+    context serves every HTTPS connection, so a pooled connection never handshakes twice.
+    """
+    MAX_IDLE = 16
+
+    def __init__(self, connect_timeout):
+        self.connect_timeout = connect_timeout
+        self.idle = {}
+        self.lock = threading.Lock()
+        self.proxies = urllib.request.getproxies_environment()
+        self._tls = None
+
+    @property
+    def tls(self):
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    def _target(self, url):
+        parts = urllib.parse.urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        proxy = self.proxies.get(scheme)
+        if proxy and urllib.request.proxy_bypass_environment(host, self.proxies):
+            proxy = None
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return (scheme, host, port, proxy), path
+
+    def _connect(self, target):
+        scheme, host, port, proxy = target
+        if proxy:
+            p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(p.hostname, p.port or 80,
+                                                   timeout=self.connect_timeout, context=self.tls)
+                conn.set_tunnel(host, port)
+            else:
+                conn = http.client.HTTPConnection(p.hostname, p.port or 80,
+                                                  timeout=self.connect_timeout)
+            conn.freeride_absolute = scheme == "http"
+        elif scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        conn.freeride_target = target
+        return conn
+
+    def _take(self, target):
+        with self.lock:
+            idle = self.idle.get(target)
+            while idle:
+                conn = idle.pop()
+                if not _dropped(conn.sock):
+                    return conn
+                conn.close()
+        return None
+
+    def request(self, method, url, body, headers, timeout):
+        """Send a request; return the response once its head has arrived (within timeout)."""
+        target, path = self._target(url)
+        if target[3] and target[0] == "http":
+            path = url
+        conn = self._take(target)
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = self._connect(target)
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                conn.sock.settimeout(timeout)
+                conn.request(method, path, body, headers)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                if reused:  # the server closed a pooled connection: once more on a fresh one
+                    conn, reused = None, False
+                    continue
+                raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
+            except socket.timeout:
+                conn.close()
+                raise UpstreamFailure(0, reason="timed out waiting for the upstream") from None
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
+            response.freeride_conn = conn
+            return response
+
+    def release(self, response):
+        """Give back the connection of a response that was read to its end."""
+        conn = getattr(response, "freeride_conn", None)
+        if conn is None:
+            return
+        response.freeride_conn = None
+        if response.will_close or not response.isclosed() or conn.sock is None:
+            conn.close()
+            return
+        with self.lock:
+            idle = self.idle.setdefault(conn.freeride_target, [])
+            if len(idle) < self.MAX_IDLE:
+                idle.append(conn)
+                return
+        conn.close()
+
+    @staticmethod
+    def discard(response):
+        conn = getattr(response, "freeride_conn", None)
+        if conn is not None:
+            response.freeride_conn = None
+            conn.close()
+        response.close()
+
+    def close(self):
+        with self.lock:
+            idle, self.idle = self.idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+def _dropped(sock):
+    """True if an idle pooled socket was closed by the server (or holds unexpected bytes)."""
+    if sock is None:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _short(e):
+    return f"{e.__class__.__name__}: {e}"[:200]
+
+
+MAX_EVENT = 4 * MiB
+
+
+def sse_events(response):
+    """Yield each server-sent event of a response as bytes (its lines, without the blank line).
+
+    Lines are read as they arrive, so each event is yielded as soon as it is complete.
+    """
+    lines = []
+    size = 0
+    while True:
+        line = response.readline(MAX_EVENT)
+        if not line:
+            if lines:
+                yield b"\n".join(lines)
+            return
+        line = line.rstrip(b"\r\n")
+        if line:
+            size += len(line)
+            if size > MAX_EVENT:
+                raise UpstreamFailure(0, reason="server-sent event too large")
+            lines.append(line)
+        elif lines:
+            yield b"\n".join(lines)
+            lines, size = [], 0
+
+
+class Event(NamedTuple):
+    """What one SSE event means to the router."""
+    kind: str        # "comment", "content", "chunk", "usage", "error", "done"
+    raw: bytes
+    doc: object      # the parsed data JSON, or None
+
+
+def read_event(raw):
+    data, name = [], b""
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    if not data:
+        return Event("comment", raw, None)
+    payload = b"\n".join(data)
+    if payload.strip() == b"[DONE]":
+        return Event("done", raw, None)
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return Event("error" if name == b"error" else "comment", raw, None)
+    if not isinstance(doc, dict):
+        return Event("comment", raw, doc)
+    if name == b"error" or doc.get("error"):
+        return Event("error", raw, doc)
+    for choice in doc.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and any(delta.get(f) for f in CONTENT_FIELDS):
+            return Event("content", raw, doc)
+    if doc.get("usage") and not doc.get("choices"):
+        return Event("usage", raw, doc)
+    return Event("chunk", raw, doc)
+
+
+CONTENT_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content", "reasoning",
+                  "refusal")
+
+
+def stream_error(event, headers):
+    """Turn an SSE error event into the failure it reports (status from its error code)."""
+    error = event.doc.get("error") if isinstance(event.doc, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+        status = int(code)
+    elif isinstance(code, str) and ("rate" in code or "limit" in code):
+        status = 429
+    else:
+        status = 502
+    if not 400 <= status <= 599:
+        status = 502
+    return UpstreamFailure(status, headers, event.raw, reason="error event in the stream")
+
+
+# =============================================================================================
+# router
+# =============================================================================================
+
+# Common open-model families, recognised in any spelling; each provider maps a family to its
+# own model id (Provider.families).
+FAMILIES = {
+    "llama-3.3-70b": r"llama[-_ ]?3\.3\b.*70b",
+    "llama-3.1-8b": r"llama[-_ ]?3\.1\b.*\b8b",
+    "gpt-oss-120b": r"gpt-oss-120b",
+    "gpt-oss-20b": r"gpt-oss-20b",
+    "qwen-coder": r"qwen[\d.]*-coder",
+    "gemma": r"gemma",
+    "deepseek": r"deepseek",
+}
+ALIASES = ("auto", "free", "openrouter/free")
+
+# Class defaults when neither the answer nor the provider's rule gives a time (seconds).
+DEFAULT_COOLDOWN = {RATE_LIMIT: 120, QUOTA: 3600, AUTH: 3600, MODEL_NOT_FOUND: 3600,
+                    UPSTREAM: 15, CONTEXT: 0, CLIENT: 0}
+MAX_COOLDOWN = {RATE_LIMIT: 32 * 86400, QUOTA: 32 * 86400, UPSTREAM: 300}
+
+# Rows for every provider, tried after the provider's own rules.
+GENERIC_RULES = (
+    Rule(AUTH, (401, 403), scope=KEY),
+    Rule(MODEL_NOT_FOUND, (404, 410), scope=MODEL),
+    Rule(UPSTREAM, (408, 504, 524), scope=MODEL, cooldown=30),
+    Rule(UPSTREAM, (409,), scope=MODEL, cooldown=5),
+    Rule(CONTEXT, (413,)),
+    Rule(CONTEXT, (400, 422), r"context[ _]length|maximum context|too many tokens|token limit"
+         r"|reduce the length|too long"),
+    Rule(QUOTA, (402,), scope=KEY),
+    Rule(RATE_LIMIT, (429,), scope=KEY),
+    Rule(UPSTREAM, (0,), scope=MODEL),
+)
+
+
+class Verdict(NamedTuple):
+    cls: str
+    scope: str
+    seconds: float
+    message: str
+
+
+def family_of(model):
+    low = model.lower()
+    if low in FAMILIES:
+        return low
+    return next((name for name, pattern in FAMILIES.items() if re.search(pattern, low)), None)
+
+
+def resolve(routes, model, tools=False, vision=False):
+    """The ordered candidates (route, provider model id) for a requested model name.
+
+    An exact id goes first to the providers that serve it, then a family's spelling on the
+    others; aliases and names nobody serves go to each provider's best free model that can
+    handle the request's tools and images.
+    """
+    def capable(route, model_id):
+        info = route.provider.model_info(model_id)
+        return info is None or ((info.tools or not tools) and (info.vision or not vision))
+
+    if model not in ALIASES:
+        exact = [(r, model) for r in routes if r.provider.serves(model)]
+        family = family_of(model)
+        if exact or family:
+            served = {r.name for r, _ in exact}
+            spelled = [(r, r.provider.families[family]) for r in routes
+                       if family and r.name not in served and family in r.provider.families]
+            return [(r, m) for r, m in exact + spelled if capable(r, m)]
+    out = []
+    for route in routes:
+        best = next((m.id for m in route.provider.models if capable(route, m.id)), None)
+        if best:
+            out.append((route, best))
+    return out
+
+
+def embedding_family(model_id):
+    """Vectors are comparable only within one model: '@cf/baai/bge-m3' ~ 'baai/bge-m3'."""
+    return model_id.rsplit("/", 1)[-1].lower()
+
+
+def resolve_embeddings(routes, model):
+    """Candidates (route, model id, dimension) that all give vectors of one model family.
+
+    A named model fails over only to the same family with the same dimension. `auto` and
+    names nobody serves (agents send 'text-embedding-3-small') pick the family served by the
+    most configured providers, the same one every time for the same configuration.
+    """
+    offered = [(r, m, d) for r in routes for m, d in r.provider.embedding_models.items()]
+    exact = [(r, m, d) for r, m, d in offered if m == model]
+    family = embedding_family(model)
+    if not exact:
+        exact = [(r, m, d) for r, m, d in offered if embedding_family(m) == family]
+    if not exact:
+        counts = {}
+        for route, m, _ in offered:
+            counts.setdefault(embedding_family(m), set()).add(route.name)
+        if not counts:
+            return []
+        family = max(counts, key=lambda f: len(counts[f]))  # max keeps the first of a tie
+        exact = [(r, m, d) for r, m, d in offered if embedding_family(m) == family][:1]
+    first_route, _, dimension = exact[0]
+    out, seen = [], set()
+    for r, m, d in exact + [o for o in offered if embedding_family(o[1]) == family]:
+        if d == dimension and r.name not in seen:
+            seen.add(r.name)
+            out.append((r, m, d))
+    return out
+
+
+def error_message(doc, text):
+    """The human message of an error body, in any of the shapes providers use."""
+    if isinstance(doc, list) and doc:
+        doc = doc[0]
+    if isinstance(doc, dict):
+        error = doc.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        for field in ("message", "detail", "title"):
+            if isinstance(doc.get(field), str):
+                return doc[field]
+        errors = doc.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))
+    text = re.sub(r"<[^>]+>|\s+", " ", text).strip()
+    return text[:200]
+
+
+DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
+                      r"(?:(\d+(?:\.\d+)?)ms)?$")
+PROSE_WAIT = re.compile(r"(?:try again in|retry in|retry after|wait)\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s)?)+)",
+                        re.I)
+
+
+def parse_duration(text):
+    """Seconds from '17', '26.28', '2m59.56s', '825ms', '1h2m3s'; None if it is none of them."""
+    text = (text or "").strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    m = DURATION.match(text)
+    if not text or not m:
+        return None
+    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s + ms / 1000
+
+
+def parse_reset(value, now):
+    """A reset time: epoch milliseconds, epoch seconds, or seconds from now."""
+    seconds = parse_duration(value)
+    if seconds is None:
+        return None
+    if seconds > 1e12:
+        return seconds / 1000 - now
+    if seconds > 1e9:
+        return seconds - now
+    return seconds
+
+
+def cooldown_hint(headers, doc, text, now):
+    """Seconds the answer itself says to wait, in the order providers.md ranks them."""
+    value = headers.get("retry-after-ms")
+    if value and parse_duration(value) is not None:
+        return parse_duration(value) / 1000
+    value = headers.get("retry-after")
+    if value:
+        seconds = parse_duration(value)
+        if seconds is None:
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = None
+        if seconds is not None:
+            return seconds
+    for kind in ("requests", "tokens"):  # Groq: the budget that ran out says when it is back
+        if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0":
+            seconds = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if seconds is not None:
+                return seconds
+    if headers.get("x-ratelimit-reset"):
+        seconds = parse_reset(headers.get("x-ratelimit-reset"), now)
+        if seconds is not None:
+            return seconds
+    error = doc.get("error") if isinstance(doc, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    if isinstance(metadata, dict):
+        if isinstance(metadata.get("retry_after_seconds"), (int, float)):
+            return float(metadata["retry_after_seconds"])
+        inner = {str(k).lower(): str(v) for k, v in (metadata.get("headers") or {}).items()} \
+            if isinstance(metadata.get("headers"), dict) else {}
+        if inner.get("retry-after") and parse_duration(inner["retry-after"]) is not None:
+            return parse_duration(inner["retry-after"])
+        if inner.get("x-ratelimit-reset"):
+            seconds = parse_reset(inner["x-ratelimit-reset"], now)
+            if seconds is not None:
+                return seconds
+    m = PROSE_WAIT.search(text)
+    if m:
+        return parse_duration(m.group(1))
+    return None
+
+
+def calendar_reset(kind, now):
+    """Seconds until the next 00:00 UTC ('day') or the first of next month ('month')."""
+    t = time.gmtime(now)
+    if kind == "month":
+        year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+        return calendar.timegm((year, month, 1, 0, 0, 0)) - now
+    return calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)) + 86400 - now
+
+
+def classify(provider, status, headers, body, now=None):
+    """Turn one failed answer into a Verdict: class, cooldown scope and seconds, message."""
+    now = time.time() if now is None else now
+    text = body[:65536].decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    rule = None
+    for candidate in tuple(provider.rules) + GENERIC_RULES:
+        if candidate.status and status not in candidate.status:
+            continue
+        if candidate.header and (headers.get(candidate.header[0]) or "").strip() != candidate.header[1]:
+            continue
+        if candidate.body and not re.search(candidate.body, text, re.I):
+            continue
+        rule = candidate
+        break
+    if rule is None:
+        rule = Rule(UPSTREAM, scope=MODEL) if status >= 500 or status < 400 else Rule(CLIENT)
+    seconds = rule.cooldown or DEFAULT_COOLDOWN[rule.cls]
+    if rule.cls in (RATE_LIMIT, QUOTA, UPSTREAM):
+        hint = cooldown_hint(headers, doc, text, now)
+        if hint is not None:
+            seconds = hint
+        elif rule.reset:
+            seconds = calendar_reset(rule.reset, now)
+        seconds = min(max(seconds, rule.floor, 1), MAX_COOLDOWN[rule.cls])
+    return Verdict(rule.cls, rule.scope, seconds, error_message(doc, text))
+
+
+class Exhausted(Exception):
+    """No candidate could answer; `attempts` says why, one row per (provider, key, model)."""
+
+    def __init__(self, attempts, message):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class ClientFault(Exception):
+    """The provider rejected the request itself; it goes back to the client unchanged."""
+
+    def __init__(self, failure, verdict, attempt):
+        super().__init__(verdict.message)
+        self.failure = failure
+        self.verdict = verdict
+        self.attempt = attempt
+
+
+class Router:
+    """Walks the candidates of one request over keys that are not cooling; the one walk every
+    route (and later every dialect) shares."""
+
+    def __init__(self, config, cooldowns, writer):
+        self.config = config
+        self.cooldowns = cooldowns
+        self.writer = writer
+
+    def walk(self, rid, candidates, send, deadline):
+        """Call send(route, key, model, timeout) until one returns; failures fail over.
+
+        send raises UpstreamFailure for anything that is not a usable answer.
+        """
+        attempts = []
+        for route, model in candidates:
+            for key in route.keys_in_turn():
+                cooling = self.cooldowns.lookup(route.name, key.id, model)
+                if cooling is not None:
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     "class": cooling.cls, "skipped": "cooling",
+                                     "cooldown_s": round(cooling.until - time.time(), 1)})
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     "class": UPSTREAM, "skipped": "request deadline reached"})
+                    raise Exhausted(attempts, "the request deadline passed before any provider "
+                                    "answered")
+                self.writer.event(req=rid, event="attempt", provider=route.name, key=key.index,
+                                  model=model)
+                started = time.monotonic()
+                try:
+                    answer = send(route, key, model, remaining)
+                except UpstreamFailure as failure:
+                    ms = round((time.monotonic() - started) * 1000)
+                    verdict = self._judge(route, key, model, failure)
+                    attempt = {"provider": route.name, "key": key.index, "model": model,
+                               "class": verdict.cls, "status": failure.status,
+                               "message": verdict.message[:300], "ms": ms}
+                    if verdict.cls not in (CLIENT, CONTEXT):
+                        attempt["cooldown_s"] = round(verdict.seconds, 1)
+                    attempts.append(attempt)
+                    self.writer.event(req=rid, event="result", ok=False, **attempt)
+                    if verdict.cls == CLIENT:
+                        raise ClientFault(failure, verdict, attempt) from None
+                    if verdict.cls in (RATE_LIMIT, QUOTA, AUTH) and verdict.scope != MODEL:
+                        continue
+                    break
+                self.writer.event(req=rid, event="result", ok=True, provider=route.name,
+                                  key=key.index, model=model,
+                                  ms=round((time.monotonic() - started) * 1000))
+                return route, key, model, answer
+        if not attempts:
+            raise Exhausted(attempts, "no configured provider serves this model")
+        raise Exhausted(attempts, "every free provider and key is cooling or failed")
+
+    def _judge(self, route, key, model, failure):
+        verdict = classify(route.provider, failure.status, failure.headers, failure.body)
+        message = failure.reason if failure.status == 0 and failure.reason else verdict.message
+        verdict = verdict._replace(message=self.config.redact(message))
+        if verdict.cls in (CLIENT, CONTEXT):
+            return verdict
+        scope = {KEY: (key.id, "*"), KEY_MODEL: (key.id, model), MODEL: ("*", model)}[verdict.scope]
+        self.cooldowns.cool(route.name, scope[0], scope[1], verdict.seconds, verdict.cls,
+                            verdict.message[:200])
+        return verdict
+
+
+# =============================================================================================
+# front
+# =============================================================================================
+
+class HTTPError(Exception):
+    """An error answered to the client as OpenAI-shaped JSON."""
+
+    def __init__(self, status, message, kind="invalid_request_error", code=None, headers=None,
+                 **extra):
+        super().__init__(message)
+        self.status, self.kind, self.code = status, kind, code
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self):
+        error = {"message": str(self), "type": self.kind, "code": self.code, "param": None}
+        error.update(self.extra)
+        return json.dumps({"error": error}).encode()
+
+
+def new_request_id():
+    return "req_" + os.urandom(4).hex()
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a deep listen backlog, and that can close live connections."""
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, address, handler, gateway):
+        self.gateway = gateway
+        self.live = set()
+        self.live_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        with self.live_lock:
+            self.live.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.live_lock:
+            self.live.discard(request)
+        super().shutdown_request(request)
+
+    def close_live(self):
+        with self.live_lock:
+            live = list(self.live)
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        if self.gateway.debug:
+            traceback.print_exc()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One client connection: HTTP/1.1 keep-alive, every answer (even a parse error) as JSON."""
+    protocol_version = "HTTP/1.1"
+    server_version = "FreeRide/" + __version__
+    timeout = 60  # a silent client frees its thread after this long
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, fmt, *args):
+        if self.server.gateway.debug:
+            sys.stderr.write("freeride: %s - %s\n" % (self.address_string(), fmt % args))
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (bad request line, huge headers) as OpenAI-shaped JSON."""
+        self.close_connection = True
+        self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
+
+    def do_request(self):
+        gateway = self.server.gateway
+        with gateway.active_lock:
+            gateway.active += 1
+        try:
+            gateway.dispatch(self)
+        except HTTPError as e:
+            self.reply_error(e)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            self.close_connection = True
+        except Exception:
+            self.close_connection = True
+            if gateway.debug:
+                traceback.print_exc()
+            else:
+                print(f"freeride: internal error: {sys.exc_info()[1]!r}", file=sys.stderr)
+            try:
+                self.reply_error(HTTPError(500, "internal error in the FreeRide gateway",
+                                           kind="server_error", code="internal_error"))
+            except OSError:
+                pass
+        finally:
+            with gateway.active_lock:
+                gateway.active -= 1
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_request
+
+    def reply(self, status, body, headers=None, content_type="application/json"):
+        """The whole answer (head and body) in one write."""
+        head = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Unknown')}",
+                f"Server: {self.server_version}",
+                f"Content-Type: {content_type}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if self.command != "HEAD":
+            data += body
+        self.wfile.write(data)
+
+    def reply_json(self, status, doc, headers=None):
+        self.reply(status, json.dumps(doc).encode(), headers)
+
+    def reply_error(self, error):
+        self.reply(error.status, error.body(), error.headers)
+
+    def start_stream(self, headers):
+        """Send the head of a server-sent event stream (chunked under HTTP/1.1)."""
+        self.chunked = self.request_version == "HTTP/1.1"
+        if not self.chunked:
+            self.close_connection = True
+        head = ["HTTP/1.1 200 OK", f"Server: {self.server_version}",
+                "Content-Type: text/event-stream", "Cache-Control: no-cache"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        head.append("Transfer-Encoding: chunked" if self.chunked else "Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+
+    def send_event(self, data):
+        """One SSE event (bytes, without its blank line) to the client, at once."""
+        data += b"\n\n"
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+
+    def end_stream(self):
+        if self.chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def read_body(self, limit):
+        """The request body, by Content-Length or chunked transfer; never more than limit."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked(limit)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.command in ("POST", "PUT", "PATCH"):
+                self.close_connection = True
+                raise HTTPError(411, "a request body needs a Content-Length header",
+                                code="length_required")
+            return b""
+        try:
+            length = int(length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise HTTPError(400, "invalid Content-Length header") from None
+        if length > limit:
+            self.close_connection = True
+            raise HTTPError(413, f"request body over the {limit}-byte limit (FREERIDE_MAX_BODY)",
+                            code="request_too_large")
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            raise HTTPError(400, "request body shorter than its Content-Length")
+        return body
+
+    def _read_chunked(self, limit):
+        parts, size = [], 0
+        for _ in range(1_000_000):
+            line = self.rfile.readline(1024)
+            try:
+                n = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise HTTPError(400, "malformed chunked request body") from None
+            if n == 0:
+                while self.rfile.readline(1024).strip():
+                    pass
+                return b"".join(parts)
+            size += n
+            if size > limit:
+                self.close_connection = True
+                raise HTTPError(413, f"request body over the {limit}-byte limit "
+                                "(FREERIDE_MAX_BODY)", code="request_too_large")
+            chunk = self.rfile.read(n)
+            self.rfile.readline(8)
+            if len(chunk) != n:
+                self.close_connection = True
+                raise HTTPError(400, "request body ended inside a chunk")
+            parts.append(chunk)
+        raise HTTPError(400, "too many chunks in the request body")
+
+    def read_json(self, limit):
+        body = self.read_body(limit)
+        try:
+            doc = json.loads(body)
+        except UnicodeDecodeError:
+            raise HTTPError(400, "request body is not valid UTF-8") from None
+        except ValueError as e:
+            raise HTTPError(400, f"request body is not valid JSON: {e}") from None
+        if not isinstance(doc, dict):
+            raise HTTPError(400, "request body must be a JSON object")
+        return doc
+
+
+class Catalog:
+    """The merged list of free models, fetched from every provider in parallel and cached.
+
+    A stale list is served at once while a background thread refreshes it; only the very
+    first call waits (bounded by the connect timeout). A provider that fails is left out.
+    """
+    TTL = 600
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self.lock = threading.Lock()
+        self.fetched = 0.0
+        self.cached = None
+        self.refreshing = False
+        self.ready = threading.Event()
+
+    def entries(self):
+        with self.lock:
+            start = not self.refreshing and time.monotonic() - self.fetched > self.TTL
+            if start:
+                self.refreshing = True
+        if start and self.cached is None:
+            self._refresh()
+        elif start:
+            threading.Thread(target=self._refresh, daemon=True, name="freeride-catalog").start()
+        elif self.cached is None:
+            self.ready.wait(timeout=self.gateway.config.connect_timeout + 10)
+        return self.cached or []
+
+    def _refresh(self):
+        try:
+            entries = self._merge(self.gateway.config.routes)
+        finally:
+            with self.lock:
+                self.refreshing = False
+        with self.lock:
+            self.cached, self.fetched = entries, time.monotonic()
+        self.ready.set()
+
+    def _merge(self, routes):
+        found = [None] * len(routes)
+        threads = [threading.Thread(target=self._fetch, args=(i, route, found), daemon=True)
+                   for i, route in enumerate(routes)]
+        for t in threads:
+            t.start()
+        give_up = time.monotonic() + self.gateway.config.connect_timeout + 5
+        for t in threads:
+            t.join(timeout=max(0.0, give_up - time.monotonic()))
+        merged = {}
+        for route, rows in zip(routes, found):
+            for model_id, context in rows or ():
+                entry = merged.setdefault(model_id, {"id": model_id, "object": "model",
+                                                     "created": 0, "owned_by": route.name,
+                                                     "providers": [], "context_length": context})
+                if route.name not in entry["providers"]:
+                    entry["providers"].append(route.name)
+                entry["context_length"] = max(entry["context_length"] or 0, context or 0)
+        for alias, serving in self._aliases(routes):
+            merged[alias] = {"id": alias, "object": "model", "created": 0, "owned_by": "freeride",
+                             "providers": [r.name for r, _ in serving],
+                             "context_length": min((_context(r, m) for r, m in serving
+                                                    if _context(r, m)), default=0)}
+        return [e for e in merged.values() if e["providers"]]
+
+    @staticmethod
+    def _aliases(routes):
+        for alias in ALIASES:
+            yield alias, resolve(routes, alias)
+        for family in FAMILIES:
+            yield family, resolve(routes, family)
+
+    def _fetch(self, i, route, found):
+        provider = route.provider
+        if provider.local:
+            found[i] = [(m.id, m.context) for m in provider.models]
+            return
+        gateway = self.gateway
+        usable = [k for k in route.keys
+                  if (c := gateway.cooldowns.lookup(route.name, k.id, "*")) is None or c.cls != AUTH]
+        key = (usable or route.keys)[0]
+        try:
+            response = gateway.pool.request("GET", provider.catalog_url(key.account), None,
+                                            provider.headers(key.secret),
+                                            gateway.config.connect_timeout)
+            body = response.read(32 * MiB)
+            gateway.pool.release(response) if response.status == 200 else \
+                gateway.pool.discard(response)
+            if response.status == 200:
+                found[i] = provider.catalog(json.loads(body))
+        except (UpstreamFailure, OSError, ValueError, http.client.HTTPException, TypeError,
+                AttributeError):
+            found[i] = None
+
+
+def _context(route, model_id):
+    info = route.provider.model_info(model_id)
+    return info.context if info else 0
+
+
+class Gateway:
+    """The running gateway: configuration, state, upstream pool, router and HTTP server."""
+
+    def __init__(self, config, debug=False):
+        self.config = config
+        self.debug = debug
+        self.started = time.time()
+        self.writer = Writer(config.home, config.events)
+        self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
+        self.pool = Pool(config.connect_timeout)
+        self.router = Router(config, self.cooldowns, self.writer)
+        self.routes = {
+            "/health": {"GET": self.health},
+            "/v1/chat/completions": {"POST": self.chat},
+            "/v1/embeddings": {"POST": self.embeddings},
+            "/v1/models": {"GET": self.models},
+        }
+        self.catalog = Catalog(self)
+        self.active = 0  # requests being answered right now
+        self.active_lock = threading.Lock()
+        self.server = Server((config.host, config.port), Handler, self)
+        self.port = self.server.server_address[1]
+        self.thread = None
+
+    @property
+    def url(self):
+        host = self.config.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def start(self):
+        """Serve on a background thread (tests, and serve's main thread waits on signals)."""
+        self.thread = threading.Thread(target=self.server.serve_forever, name="freeride-server",
+                                       kwargs={"poll_interval": 0.2}, daemon=True)
+        self.thread.start()
+        return self
+
+    def close(self, grace=0.0):
+        """Stop accepting, give requests in flight up to `grace` seconds, flush state."""
+        if self.thread is not None:
+            self.server.shutdown()
+        self.server.server_close()
+        until = time.monotonic() + grace
+        while self.active and time.monotonic() < until:
+            time.sleep(0.05)
+        self.server.close_live()
+        self.pool.close()
+        self.writer.flush_soon(self.cooldowns.flush)
+        self.writer.close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    # -- routing --------------------------------------------------------------------------
+    def dispatch(self, handler):
+        path = urllib.parse.urlsplit(handler.path).path
+        methods = self.routes.get(path) or self.routes.get("/v1" + path)
+        if methods is None:
+            raise HTTPError(404, f"unknown path {handler.command} {path}", code="not_found")
+        action = methods.get(handler.command) or (methods.get("GET") if handler.command == "HEAD"
+                                                  else None)
+        if action is None:
+            raise HTTPError(405, f"{handler.command} is not allowed on {path}",
+                            code="method_not_allowed", headers={"Allow": ", ".join(methods)})
+        action(handler)
+
+    def health(self, handler):
+        handler.reply_json(200, {"status": "ok", "version": __version__,
+                                 "providers": [r.name for r in self.config.routes]})
+
+    def no_providers(self):
+        wanted = "; ".join(f"{name}: {how}" for name, how in self.config.unconfigured)
+        return HTTPError(503, "FreeRide has no provider key configured. Set at least one key "
+                         f"and restart the gateway ({wanted}), or try `freeride serve --demo`.",
+                         kind="service_unavailable", code="no_providers_configured")
+
+    def exhausted(self, rid, failure):
+        """The final answer when nothing could serve: 429 if waiting helps, else 503."""
+        attempts = failure.attempts
+        waits = [a.get("cooldown_s") for a in attempts]
+        if attempts and all(a["class"] in (RATE_LIMIT, QUOTA) for a in attempts):
+            retry = max(1, int(min(w for w in waits if w is not None) + 0.999)) \
+                if any(w is not None for w in waits) else 60
+            hint = (f"Every free provider is rate-limited or out of quota; the soonest is back "
+                    f"in {retry} s. Add keys for more providers to get more capacity.")
+            error = HTTPError(429, f"{failure}. {hint}", kind="rate_limit_error",
+                              code="all_providers_exhausted", headers={"Retry-After": str(retry)},
+                              attempts=attempts, hint=hint)
+        else:
+            hint = ("See `attempts` for what each provider answered; `freeride watch` shows "
+                    "failovers live.")
+            error = HTTPError(503, f"{failure}. {hint}", kind="service_unavailable",
+                              code="no_provider_available", attempts=attempts, hint=hint)
+        self.writer.event(req=rid, event="failed", status=error.status, message=str(failure))
+        return error
+
+    def client_fault(self, rid, fault):
+        """A provider's CLIENT error, as the client's own: its status and message."""
+        failure = fault.failure
+        text = self.config.redact(failure.body[:65536].decode("utf-8", "replace"))
+        try:
+            upstream = json.loads(text)
+        except ValueError:
+            upstream = text
+        self.writer.event(req=rid, event="failed", status=failure.status,
+                          message=fault.attempt["message"])
+        return HTTPError(failure.status, fault.verdict.message,
+                         code="upstream_client_error", provider=fault.attempt["provider"],
+                         upstream=upstream,
+                         headers={"X-FreeRide-Provider": fault.attempt["provider"],
+                                  "X-FreeRide-Request-Id": rid})
+
+    # -- the upstream exchange --------------------------------------------------------------
+    def open(self, route, key, path, payload, timeout):
+        """POST payload to one provider with one key; a non-2xx answer raises UpstreamFailure."""
+        provider = route.provider
+        payload = provider.prepare(payload, path)
+        if provider.local:
+            status, headers, body = provider.respond(key.secret, path, payload)
+            response = LocalResponse(status, headers, body)
+        else:
+            headers = provider.headers(key.secret)
+            headers["Content-Type"] = "application/json"
+            headers["Accept"] = "text/event-stream" if payload.get("stream") else "application/json"
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            response = self.pool.request("POST", provider.url(path, key.account), body, headers,
+                                         min(self.config.first_byte_timeout, timeout))
+        if 200 <= response.status < 300:
+            return response
+        try:
+            body = response.read(1 * MiB)
+        except (OSError, http.client.HTTPException):
+            body = b""
+        self.pool.discard(response)
+        raise UpstreamFailure(response.status, response.headers, body)
+
+    def read_answer(self, response):
+        """The JSON body of a successful plain answer; a broken one is an UpstreamFailure."""
+        try:
+            _set_timeout(response, self.config.idle_timeout)
+            body = response.read(64 * MiB)
+        except (OSError, http.client.HTTPException) as e:
+            self.pool.discard(response)
+            raise UpstreamFailure(0, reason=f"answer cut off: {_short(e)}") from None
+        self.pool.release(response)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not doc:
+            raise UpstreamFailure(502, response.headers, body, reason="answer is not JSON")
+        if doc.get("error"):
+            status = stream_error(Event("error", body, doc), response.headers).status
+            raise UpstreamFailure(status, response.headers, body)
+        return body, doc
+
+    # -- dialects ---------------------------------------------------------------------------
+    def chat(self, handler):
+        request = handler.read_json(self.config.max_body)
+        model = request.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise HTTPError(400, "`model` is required and must be a string", param="model")
+        messages = request.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
+        stream = request.get("stream", False)
+        if not isinstance(stream, bool):
+            raise HTTPError(400, "`stream` must be true or false", param="stream")
+        if not self.config.routes:
+            raise self.no_providers()
+        rid = new_request_id()
+        tools = bool(request.get("tools") or request.get("functions"))
+        vision = _has_images(messages)
+        candidates = resolve(self.config.routes, model.strip(), tools, vision)
+        self.writer.event(req=rid, event="request", model=model, stream=stream,
+                          path="/v1/chat/completions")
+        deadline = time.monotonic() + self.config.request_deadline
+        try:
+            if stream:
+                self.relay_stream(handler, rid, request, candidates, deadline)
+                return
+            route, key, used, (body, doc) = self.router.walk(
+                rid, candidates, lambda r, k, m, t: self.read_answer(
+                    self.open(r, k, "/chat/completions", dict(request, model=m), t)),
+                deadline)
+        except Exhausted as e:
+            raise self.exhausted(rid, e) from None
+        except ClientFault as e:
+            raise self.client_fault(rid, e) from None
+        usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+        self.writer.event(req=rid, event="complete", provider=route.name, model=used,
+                          tokens=usage.get("total_tokens"))
+        body = body.rstrip()
+        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
+        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
+                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+
+    def embeddings(self, handler):
+        request = handler.read_json(self.config.max_body)
+        model = request.get("model", "auto")
+        if not isinstance(model, str) or not model.strip():
+            raise HTTPError(400, "`model` must be a string", param="model")
+        inputs = request.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(
+                isinstance(i, str) or (isinstance(i, list) and all(isinstance(t, int) for t in i))
+                or isinstance(i, int) for i in inputs):
+            raise HTTPError(400, "`input` must be a string or a non-empty list of strings",
+                            param="input")
+        encoding = request.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise HTTPError(400, "`encoding_format` must be 'float' or 'base64'",
+                            param="encoding_format")
+        if not self.config.routes:
+            raise self.no_providers()
+        candidates = resolve_embeddings(self.config.routes, model.strip())
+        if not candidates:
+            raise HTTPError(404, f"no configured provider serves embeddings for {model!r}",
+                            code="model_not_found", param="model")
+        rid = new_request_id()
+        self.writer.event(req=rid, event="request", model=model, stream=False,
+                          path="/v1/embeddings")
+        dimensions = {(r.name, m): d for r, m, d in candidates}
+
+        def send(route, key, used, timeout):
+            payload = dict(request, model=used, encoding_format="float")
+            body, doc = self.read_answer(self.open(route, key, "/embeddings", payload, timeout))
+            rows = doc.get("data")
+            want = dimensions[(route.name, used)]
+            if not isinstance(rows, list) or len(rows) != len(inputs) or not all(
+                    isinstance(r, dict) and isinstance(r.get("embedding"), list)
+                    and len(r["embedding"]) == want for r in rows):
+                raise UpstreamFailure(502, body=body, reason=f"answer is not {len(inputs)} "
+                                      f"vectors of dimension {want}")
+            return doc
+
+        try:
+            route, key, used, doc = self.router.walk(
+                rid, [(r, m) for r, m, _ in candidates], send,
+                time.monotonic() + self.config.request_deadline)
+        except Exhausted as e:
+            raise self.exhausted(rid, e) from None
+        except ClientFault as e:
+            raise self.client_fault(rid, e) from None
+        data = []
+        for i, row in enumerate(sorted(doc["data"], key=lambda r: r.get("index", 0))):
+            vector = row["embedding"]
+            if encoding == "base64":
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+        self.writer.event(req=rid, event="complete", provider=route.name, model=used,
+                          tokens=usage.get("total_tokens"))
+        handler.reply_json(200, {"object": "list", "data": data, "model": used, "usage": usage,
+                                 "_freeride_provider": route.name},
+                           {"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
+                            "X-FreeRide-Model": used})
+
+    def models(self, handler):
+        handler.reply_json(200, {"object": "list", "data": self.catalog.entries()})
+
+    def first_content(self, response, timeout):
+        """Read a stream until its first event with content; a failure before it raises.
+
+        Role-only chunks, keep-alive comments and empty events are held back, not counted.
+        """
+        events = sse_events(response)
+        held = []
+        limit = time.monotonic() + min(self.config.first_byte_timeout, timeout)
+        try:
+            for raw in events:
+                event = read_event(raw)
+                if event.kind == "error":
+                    raise stream_error(event, response.headers)
+                held.append(event)
+                if event.kind in ("content", "done"):
+                    _set_timeout(response, self.config.idle_timeout)
+                    return response, held, events
+                if time.monotonic() > limit:
+                    raise UpstreamFailure(0, reason="no content within the first-byte timeout")
+            raise UpstreamFailure(0, reason="stream ended before any content")
+        except UpstreamFailure:
+            self.pool.discard(response)
+            raise
+        except socket.timeout:
+            self.pool.discard(response)
+            raise UpstreamFailure(0, reason="no content within the first-byte timeout") from None
+        except (OSError, http.client.HTTPException) as e:
+            self.pool.discard(response)
+            raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
+
+    def relay_stream(self, handler, rid, request, candidates, deadline):
+        """Stream the first candidate that produces content; relay each event as it comes."""
+        options = request.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+        def send(route, key, model, timeout):
+            payload = dict(request, model=model)
+            if route.provider.stream_usage and not wants_usage:
+                payload["stream_options"] = dict(options if isinstance(options, dict) else {},
+                                                 include_usage=True)
+            return self.first_content(self.open(route, key, "/chat/completions", payload,
+                                                timeout), timeout)
+
+        route, key, used, (response, held, events) = self.router.walk(rid, candidates, send,
+                                                                      deadline)
+        usage, outcome = {}, "complete"
+        try:
+            handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
+                                  "X-FreeRide-Model": used})
+            for event in itertools.chain(held, self._rest(events, response)):
+                if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
+                                             and isinstance(event.doc.get("usage"), dict)):
+                    usage = event.doc["usage"]
+                    if event.kind == "usage" and not wants_usage:
+                        continue
+                if event.kind == "error":
+                    failure = stream_error(event, response.headers)
+                    message = classify(route.provider, failure.status, failure.headers,
+                                       failure.body).message
+                    self._end_with_error(handler, f"{route.name}: {self.config.redact(message)}")
+                    outcome = "error"
+                    break
+                handler.send_event(event.raw)
+                if event.kind == "done":
+                    break
+            else:
+                self._end_with_error(handler, f"{route.name}: the stream ended without [DONE]")
+                outcome = "cut"
+            handler.end_stream()
+        except UpstreamFailure as e:  # the upstream broke off after content was sent
+            outcome = "cut"
+            try:
+                self._end_with_error(handler, f"{route.name}: {e.reason}")
+                handler.end_stream()
+            except OSError:
+                pass
+        except OSError:  # the client went away: stop the provider generating at once
+            outcome = "client closed"
+            handler.close_connection = True
+        finally:
+            if outcome == "complete":
+                self._finish(response)
+            else:
+                self.pool.discard(response)
+        self.writer.event(req=rid, event="complete" if outcome == "complete" else "interrupted",
+                          provider=route.name, model=used, tokens=usage.get("total_tokens"),
+                          outcome=outcome)
+
+    def _rest(self, events, response):
+        """The events after the first content, as Event values; a cut raises UpstreamFailure."""
+        try:
+            for raw in events:
+                if raw.startswith(b":"):
+                    yield Event("comment", raw, None)
+                elif b'"error"' in raw or b'"usage"' in raw or raw.startswith(b"event:") \
+                        or raw.endswith(b"[DONE]"):
+                    yield read_event(raw)
+                else:
+                    yield Event("content", raw, None)
+        except socket.timeout:
+            raise UpstreamFailure(0, reason="the stream stalled past the idle timeout") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}") from None
+
+    @staticmethod
+    def _end_with_error(handler, message):
+        error = {"error": {"message": message, "type": "upstream_error",
+                           "code": "stream_interrupted", "param": None}}
+        handler.send_event(b"data: " + json.dumps(error).encode())
+        handler.send_event(b"data: [DONE]")
+
+    def _finish(self, response):
+        """After [DONE]: read what is left of the body briefly, then pool the connection."""
+        try:
+            _set_timeout(response, 1.0)
+            response.read(65536)
+        except (OSError, http.client.HTTPException):
+            pass
+        self.pool.release(response) if response.isclosed() else self.pool.discard(response)
+
+
+def _set_timeout(response, seconds):
+    conn = getattr(response, "freeride_conn", None)
+    if conn is not None and conn.sock is not None:
+        conn.sock.settimeout(seconds)
+
+
+def _has_images(messages):
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in
+                                             ("image_url", "input_image", "image")
+                                             for p in content):
+            return True
+    return False
+
+
+# =============================================================================================
+# cli
+# =============================================================================================
+
+GRACE_SECONDS = 20  # how long a stopping gateway waits for requests in flight
+
+
+def cmd_serve(args, config):
+    try:
+        gateway = Gateway(config, debug=args.debug)
+    except OSError as e:
+        reason = "the port is already in use" if e.errno in (98, 48, 10048) else e.strerror or e
+        print(f"freeride: cannot listen on {config.host}:{config.port}: {reason}",
+              file=sys.stderr)
+        return 1
+    url = gateway.url
+    print(f"freeride {__version__} gateway listening on {url}")
+    if config.routes:
+        names = [f"{r.name} ({len(r.keys)} keys)" if len(r.keys) > 1 else r.name
+                 for r in config.routes]
+        print(f"  providers: {', '.join(names)}")
+        if config.demo:
+            print("  demo mode: offline echo answers, key 0 always rate-limited; no quota used")
+    else:
+        print("  no provider keys found: requests will get a 503 until you set one:")
+        for name, how in config.unconfigured:
+            print(f"    {name}: {how}")
+    print("  point any OpenAI-compatible agent at:")
+    print(f"    export OPENAI_API_BASE={url}/v1")
+    print("    export OPENAI_API_KEY=any")
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway.start()
+    while not stop.wait(3600):
+        pass
+    print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
+    gateway.close(grace=GRACE_SECONDS)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="freeride", description="A local OpenAI-compatible gateway over free-tier LLM "
+        "providers, with failover between keys and providers.")
+    parser.add_argument("--version", action="version", version=f"freeride {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and access logs")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    serve = commands.add_parser("serve", help="run the gateway",
+                                description="Run the gateway on 127.0.0.1:11343 (by default).")
+    serve.add_argument("--host", help=f"address to listen on (FREERIDE_HOST, default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int,
+                       help=f"port to listen on (FREERIDE_PORT, default {DEFAULT_PORT})")
+    serve.add_argument("--demo", action="store_true",
+                       help="serve only the offline demo provider (no keys, no network)")
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        config = Config(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                        demo=getattr(args, "demo", False))
+        return args.run(args, config)
+    except ConfigError as e:
+        print(f"freeride: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"freeride: {e.__class__.__name__}: {e} (run with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

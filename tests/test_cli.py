@@ -1,0 +1,190 @@
+"""`freeride serve` as a user runs it: a real process, its start-up lines, a busy port, the
+offline demo, and a clean stop on SIGTERM."""
+import contextlib
+import http.client
+import io
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import freeride
+from tests.support import ROOT, clean_env, run_cli
+
+
+class ServeProcess:
+    """`python -m freeride serve ...` on a free port, until its export lines are printed."""
+
+    def __init__(self, *args, env):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "freeride", "serve", "--port", "0", *args], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            if "OPENAI_API_KEY=any" in line:
+                break
+        url = next(re.search(r"OPENAI_API_BASE=(\S+)", l).group(1) for l in self.lines
+                   if "OPENAI_API_BASE=" in l)
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+
+    def post(self, path, body):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, dict(response.headers), response.read()
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.process.communicate(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.communicate()
+        return self.process.returncode, out, err
+
+
+class ServeTest(unittest.TestCase):
+    def setUp(self):
+        self.home = tempfile.TemporaryDirectory(prefix="freeride-cli-")
+        self.addCleanup(self.home.cleanup)
+        self.env = clean_env(FREERIDE_HOME=self.home.name)
+
+    def serve(self, *args, **env):
+        server = ServeProcess(*args, env={**self.env, **env})
+        self.addCleanup(lambda: server.process.poll() is None and server.stop())
+        return server
+
+    def test_start_up_prints_providers_and_the_lines_to_export(self):
+        server = self.serve(GROQ_API_KEY='["gsk-a", "gsk-b"]', NVIDIA_API_KEY="nv-a")
+        text = "\n".join(server.lines)
+        self.assertIn(f"listening on http://127.0.0.1:{server.port}", text)
+        self.assertIn("providers: groq (2 keys), nvidia", text)
+        self.assertIn(f"OPENAI_API_BASE=http://127.0.0.1:{server.port}/v1", text)
+        self.assertIn("OPENAI_API_KEY=any", text)
+        self.assertNotIn("gsk-a", text)
+        code, out, err = server.stop()
+        self.assertEqual(code, 0)
+        self.assertNotIn("Traceback", err)
+
+    def test_without_any_key_it_starts_says_what_to_set_and_answers_503(self):
+        server = self.serve()
+        text = "\n".join(server.lines)
+        for var in ("OPENROUTER_API_KEY", "GROQ_API_KEY", "NVIDIA_API_KEY", "CLOUDFLARE_API_TOKEN",
+                    "CLOUDFLARE_ACCOUNT_ID", "HF_TOKEN"):
+            self.assertIn(var, text)
+        status, _, body = server.post("/v1/chat/completions",
+                                      {"model": "auto", "messages": [{"role": "user", "content": "x"}]})
+        self.assertEqual(status, 503)
+        self.assertIn("GROQ_API_KEY", json.loads(body)["error"]["message"])
+
+    def test_a_busy_port_is_a_one_line_error_and_exit_code(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = run_cli("serve", "--port", str(port), env=self.env)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1)
+        self.assertIn(f"cannot listen on 127.0.0.1:{port}", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_port_and_host_come_from_the_environment(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen([sys.executable, "-m", "freeride", "serve"], cwd=ROOT,
+                                   env={**self.env, "FREERIDE_PORT": str(port),
+                                        "FREERIDE_HOST": "127.0.0.1"},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = process.stdout.readline()
+            self.assertIn(f"http://127.0.0.1:{port}", first)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0)
+
+    def test_demo_shows_failover_offline_with_a_labelled_echo(self):
+        server = self.serve("--demo")
+        self.assertIn("demo", "\n".join(server.lines))
+        status, headers, body = server.post(
+            "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "ping"}]})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["X-FreeRide-Provider"], "demo")
+        content = json.loads(body)["choices"][0]["message"]["content"]
+        self.assertIn("demo", content.lower())
+        self.assertIn("ping", content)
+        server.stop()
+        events = [json.loads(l) for l in (Path(self.home.name) / "events.jsonl").read_text().splitlines()]
+        results = [(e["key"], e["ok"], e.get("class")) for e in events if e["event"] == "result"]
+        self.assertEqual(results, [(0, False, "RATE_LIMIT"), (1, True, None)])
+
+    def test_sigterm_flushes_cooldowns_and_exits_zero(self):
+        server = self.serve("--demo")
+        server.post("/v1/chat/completions", {"model": "auto", "messages": [{"role": "user", "content": "x"}]})
+        code, _, err = server.stop()
+        self.assertEqual(code, 0)
+        doc = json.loads((Path(self.home.name) / "cooldown.json").read_text())
+        self.assertEqual([c["class"] for c in doc["cooldowns"]], ["RATE_LIMIT"])
+
+
+class CommandLineTest(unittest.TestCase):
+    def test_version_and_help(self):
+        result = run_cli("--version")
+        self.assertEqual(result.stdout.strip(), f"freeride {freeride.__version__}")
+        result = run_cli("serve", "--help")
+        self.assertEqual(result.returncode, 0)
+        for flag in ("--host", "--port", "--demo"):
+            self.assertIn(flag, result.stdout)
+
+    def test_a_bad_setting_is_a_one_line_error(self):
+        result = run_cli("serve", env=clean_env(GROQ_API_KEY='["unterminated'))
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("GROQ_API_KEY", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_no_command_prints_help_and_returns_2(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(freeride.main([]), 2)
+        self.assertIn("serve", out.getvalue())
+
+
+class PackagingTest(unittest.TestCase):
+    def test_pyproject_version_matches_and_declares_no_dependencies(self):
+        text = (ROOT / "pyproject.toml").read_text()
+        self.assertIn(f'version = "{freeride.__version__}"', text)
+        self.assertIn("dependencies = []", text)
+        self.assertIn('freeride = "freeride:main"', text)
+
+    def test_every_import_is_standard_library_or_our_own(self):
+        import ast
+        own = {"freeride", "providers", "tests"}
+        for path in [ROOT / "freeride.py", *ROOT.glob("providers/*.py"), *ROOT.glob("tests/*.py")]:
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                for name in names:
+                    root = name.split(".")[0]
+                    self.assertTrue(root in sys.stdlib_module_names or root in own,
+                                    f"{path.name} imports {name}")
+
+
+if __name__ == "__main__":
+    unittest.main()
