@@ -29,8 +29,10 @@ import base64
 import calendar
 import email.utils
 import hashlib
+import hmac
 import http.client
 import io
+import ipaddress
 import itertools
 import json
 import os
@@ -1344,6 +1346,8 @@ class Gateway:
     # -- routing --------------------------------------------------------------------------
     def dispatch(self, handler):
         path = urllib.parse.urlsplit(handler.path).path
+        if self.config.api_key and not (path == "/health" and handler.command in ("GET", "HEAD")):
+            self.check_client_key(handler)
         methods = self.routes.get(path) or self.routes.get("/v1" + path)
         if methods is None:
             raise HTTPError(404, f"unknown path {handler.command} {path}", code="not_found")
@@ -1353,6 +1357,17 @@ class Gateway:
             raise HTTPError(405, f"{handler.command} is not allowed on {path}",
                             code="method_not_allowed", headers={"Allow": ", ".join(methods)})
         action(handler)
+
+    def check_client_key(self, handler):
+        """With FREERIDE_API_KEY set, every request must carry it (compared in constant time)."""
+        sent = handler.headers.get("x-api-key") or ""
+        auth = handler.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer ":
+            sent = auth[7:].strip()
+        if not hmac.compare_digest(sent.encode(), self.config.api_key.encode()):
+            raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
+                            "'Authorization: Bearer <key>' or 'x-api-key'",
+                            kind="authentication_error", code="invalid_api_key")
 
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
@@ -1694,7 +1709,20 @@ def _has_images(messages):
 GRACE_SECONDS = 20  # how long a stopping gateway waits for requests in flight
 
 
+def is_loopback(host):
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_serve(args, config):
+    if not is_loopback(config.host) and not config.api_key:
+        print(f"freeride: refusing to listen on {config.host}: it is reachable from other "
+              "machines, so set FREERIDE_API_KEY first (clients then send it as their key)",
+              file=sys.stderr)
+        return 2
     try:
         gateway = Gateway(config, debug=args.debug)
     except OSError as e:

@@ -103,6 +103,11 @@ class ServeTest(unittest.TestCase):
         self.assertIn(f"cannot listen on 127.0.0.1:{port}", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
 
+    def test_a_non_loopback_address_needs_freeride_api_key(self):
+        result = run_cli("serve", "--host", "0.0.0.0", "--port", "0", env=self.env)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("FREERIDE_API_KEY", result.stderr)
+
     def test_port_and_host_come_from_the_environment(self):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -290,6 +290,21 @@ class FrontTest(GatewayTest):
                 self.assertEqual(self.call("POST", "/v1/chat/completions", body, headers).status,
                                  200)
 
+    def test_freeride_api_key_is_required_when_set(self):
+        self.fake("groq")
+        self.start_gateway({"FREERIDE_API_KEY": "local-secret-key"}, groq="gsk-1")
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        for headers, status in (({}, 401), ({"Authorization": "Bearer any"}, 401),
+                                ({"Authorization": "Bearer local-secret-key"}, 200),
+                                ({"x-api-key": "local-secret-key"}, 200)):
+            with self.subTest(headers=headers):
+                response = self.call("POST", "/v1/chat/completions", body, headers)
+                self.assertEqual(response.status, status)
+                if status == 401:
+                    self.assertEqual(response.error["type"], "authentication_error")
+                    self.assertNotIn("local-secret-key", response.body.decode())
+        self.assertEqual(self.call("GET", "/health").status, 200)
+
     def test_health(self):
         self.fake("groq")
         self.start_gateway(groq="gsk-1")
