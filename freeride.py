@@ -39,6 +39,7 @@ import os
 import queue
 import re
 import select
+import selectors
 import signal
 import socket
 import ssl
@@ -49,6 +50,7 @@ import time
 import traceback
 import urllib.parse
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -131,7 +133,10 @@ class Config:
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
         self.demo = demo
-        self.routes, self.unconfigured = self._routes(env, demo)
+        # unconfigured: (provider, what to set); half_configured: providers set up halfway
+        self.routes, self.unconfigured, self.half_configured = self._routes(env, demo)
+        self.telemetry_url = env.get("FREERIDE_TELEMETRY_URL", "").strip()
+        self.telemetry_interval = self._number(env, "FREERIDE_TELEMETRY_INTERVAL", 3600.0)
         secrets_ = sorted({k.secret for r in self.routes for k in r.keys} | {self.api_key} - {""},
                           key=len, reverse=True)
         self._secret_pattern = re.compile("|".join(map(re.escape, secrets_))) if secrets_ else None
@@ -155,13 +160,13 @@ class Config:
             demo_provider = providers.DEMO()
             keys = [Key("demo", i, s, "", key_id("demo", s))
                     for i, s in enumerate(demo_provider.keys)]
-            return [Route(demo_provider, keys)], []
+            return [Route(demo_provider, keys)], [], set()
         names = [n.strip().lower() for n in env.get("FREERIDE_PROVIDERS", "").split(",") if n.strip()]
         for name in names:
             if name not in providers.REGISTRY:
                 raise ConfigError(f"FREERIDE_PROVIDERS names an unknown provider {name!r} "
                                   f"(known: {', '.join(providers.REGISTRY)})")
-        routes, unconfigured = [], []
+        routes, unconfigured, half = [], [], set()
         for name in names or list(providers.REGISTRY):
             cls = providers.REGISTRY[name]
             base_url = env.get(cls.base_url_var or f"{name.upper()}_BASE_URL", "").strip()
@@ -169,12 +174,18 @@ class Config:
                 if cls.models_override_var else []
             provider = cls(base_url or None, extra)
             secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))]
+            accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
             if not secrets_:
+                if accounts:
+                    half.add(name)
+                    unconfigured.append((name, f"{cls.account_var} is set but "
+                                         f"{cls.key_vars[0]} is missing"))
+                    continue
                 unconfigured.append((name, f"set {' or '.join(cls.key_vars)}"
                                      + (f" and {cls.account_var}" if cls.account_var else "")))
                 continue
-            accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
             if "{account_id}" in provider.base_url and not accounts:
+                half.add(name)
                 unconfigured.append((name, f"{cls.key_vars[0]} is set but {cls.account_var} "
                                      "is missing"))
                 continue
@@ -186,7 +197,7 @@ class Config:
                 account = accounts[i if len(accounts) > 1 else 0] if accounts else ""
                 keys.append(Key(name, i, secret, account, key_id(name, secret, account)))
             routes.append(Route(provider, keys))
-        return routes, unconfigured
+        return routes, unconfigured, half
 
     def redact(self, text):
         """Remove every configured secret from text that is about to leave the process."""
@@ -321,9 +332,13 @@ class Writer:
     The request path only puts a line or a flush request on a queue; it never waits on disk.
     """
 
-    def __init__(self, home, events_enabled):
+    TICK = 2.0  # seconds between calls of the periodic tasks (usage flushes)
+
+    def __init__(self, home, events_enabled, observe=None):
         self.home = home
         self.events_path = home / "events.jsonl" if events_enabled else None
+        self.observe = observe
+        self.ticks = []
         self.queue = queue.SimpleQueue()
         self.pending = set()
         self.pending_lock = threading.Lock()
@@ -331,8 +346,10 @@ class Writer:
         self.thread.start()
 
     def event(self, **fields):
+        fields["ts"] = round(time.time(), 3)
+        if self.observe is not None:
+            self.observe(fields)
         if self.events_path is not None:
-            fields["ts"] = round(time.time(), 3)
             self.queue.put(fields)
 
     def flush_soon(self, fn):
@@ -350,10 +367,17 @@ class Writer:
     def _run(self):
         lines = []
         while True:
-            item = self.queue.get()
+            try:
+                item = self.queue.get(timeout=self.TICK)
+            except queue.Empty:
+                for tick in self.ticks:
+                    self._safely(tick)
+                continue
             while True:
                 if item is None:
                     self._append(lines)
+                    for tick in self.ticks:
+                        self._safely(tick)
                     return
                 if callable(item):
                     with self.pending_lock:
@@ -391,6 +415,132 @@ class Writer:
             fn()
         except Exception as e:  # a full disk must not take the gateway down
             print(f"freeride: warning: could not write state: {e}", file=sys.stderr)
+
+
+def today():
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+class Stats:
+    """Counters the gateway keeps from its own events: metrics since start, and usage per
+    provider per UTC day (usage.json, merged with what other gateways wrote, 31 days kept).
+
+    `observe` runs on the request path: in memory only, under one lock.
+    """
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+    MAX_OPEN = 10000
+
+    def __init__(self, path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.requests = {}       # (route, outcome) -> count
+        self.attempts = {}       # (provider, class) -> count
+        self.latency = {}        # route -> [bucket counts..., +Inf count, sum]
+        self.served = {}         # provider -> [requests, tokens] since start
+        self.pending = {}        # (day, provider) -> [requests, tokens] not yet in usage.json
+        self.open = {}           # request id -> (route, monotonic start)
+
+    def observe(self, e):
+        kind = e.get("event")
+        with self.lock:
+            if kind == "request":
+                if len(self.open) >= self.MAX_OPEN:
+                    self.open.pop(next(iter(self.open)))
+                self.open[e["req"]] = (e.get("path", ""), time.monotonic())
+            elif kind == "result":
+                key = (e.get("provider"), "OK" if e.get("ok") else e.get("class", "UPSTREAM"))
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+            elif kind in ("complete", "interrupted", "failed"):
+                route, started = self.open.pop(e.get("req"), ("", None))
+                outcome = "ok" if kind == "complete" else kind
+                self.requests[(route, outcome)] = self.requests.get((route, outcome), 0) + 1
+                if started is not None:
+                    self._time(route, time.monotonic() - started)
+                if kind != "failed" and e.get("provider"):
+                    tokens = e.get("tokens") or 0
+                    for table, key in ((self.served, e["provider"]),
+                                       (self.pending, (today(), e["provider"]))):
+                        row = table.setdefault(key, [0, 0])
+                        row[0] += 1
+                        row[1] += tokens
+
+    def _time(self, route, seconds):
+        row = self.latency.setdefault(route, [0] * (len(self.BUCKETS) + 2))
+        for i, bound in enumerate(self.BUCKETS):
+            if seconds <= bound:
+                row[i] += 1
+        row[-2] += 1
+        row[-1] += seconds
+
+    def read_usage(self):
+        """{day: {provider: {"requests", "tokens"}}} from usage.json ({} if absent)."""
+        try:
+            doc = json.loads(self.path.read_bytes())
+            days = doc["days"]
+            if not isinstance(days, dict):
+                raise TypeError("days is not an object")
+            return days
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            set_aside(self.path, f"not valid usage JSON: {e}")
+            return {}
+
+    def flush(self):
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        days = self.read_usage()
+        for (day, provider), (requests, tokens) in pending.items():
+            row = days.setdefault(day, {}).setdefault(provider, {"requests": 0, "tokens": 0})
+            row["requests"] += requests
+            row["tokens"] += tokens
+        keep = dict(sorted(days.items())[-31:])
+        write_atomic(self.path, json.dumps({"version": 1, "days": keep}, indent=1).encode())
+
+    def metrics(self, cooling):
+        """Prometheus text exposition of the counters; `cooling` is {provider: cooling keys}."""
+        out = []
+
+        def family(name, kind, help_):
+            out.append(f"# HELP {name} {help_}\n# TYPE {name} {kind}\n")
+
+        def label(**labels):
+            return "{" + ",".join(f'{k}="{_prom(v)}"' for k, v in labels.items()) + "}"
+
+        with self.lock:
+            family("freeride_requests_total", "counter", "Requests answered, by route and outcome.")
+            for (route, outcome), n in sorted(self.requests.items()):
+                out.append(f"freeride_requests_total{label(route=route, outcome=outcome)} {n}\n")
+            family("freeride_attempts_total", "counter",
+                   "Upstream attempts, by provider and result class (OK for success).")
+            for (provider, cls), n in sorted(self.attempts.items()):
+                out.append(f"freeride_attempts_total{label(provider=provider, **{'class': cls})} "
+                           f"{n}\n")
+            family("freeride_tokens_total", "counter", "Tokens served, by provider.")
+            for provider, (_, tokens) in sorted(self.served.items()):
+                out.append(f"freeride_tokens_total{label(provider=provider)} {tokens}\n")
+            family("freeride_request_duration_seconds", "histogram",
+                   "Time from request to its last byte, by route.")
+            for route, row in sorted(self.latency.items()):
+                for bound, n in zip(self.BUCKETS, row):
+                    out.append(f"freeride_request_duration_seconds_bucket"
+                               f"{label(route=route, le=bound)} {n}\n")
+                out.append(f"freeride_request_duration_seconds_bucket"
+                           f"{label(route=route, le='+Inf')} {row[-2]}\n")
+                out.append(f"freeride_request_duration_seconds_sum{label(route=route)} "
+                           f"{row[-1]:.6f}\n")
+                out.append(f"freeride_request_duration_seconds_count{label(route=route)} "
+                           f"{row[-2]}\n")
+        family("freeride_cooling_keys", "gauge", "Keys cooling down right now, by provider.")
+        for provider, n in sorted(cooling.items()):
+            out.append(f"freeride_cooling_keys{label(provider=provider)} {n}\n")
+        return "".join(out)
+
+
+def _prom(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 # =============================================================================================
@@ -514,6 +664,17 @@ class Pool:
                 raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
             response.freeride_conn = conn
             return response
+
+    def get(self, url, headers, timeout, limit=32 * MiB):
+        """A small GET: (status, body); connection errors raise UpstreamFailure."""
+        response = self.request("GET", url, None, headers, timeout)
+        try:
+            body = response.read(limit)
+        except (OSError, http.client.HTTPException) as e:
+            self.discard(response)
+            raise UpstreamFailure(0, reason=f"answer cut off: {_short(e)}") from None
+        self.release(response)
+        return response.status, body
 
     def release(self, response):
         """Give back the connection of a response that was read to its end."""
@@ -644,7 +805,7 @@ def stream_error(event, headers):
         status = 502
     if not 400 <= status <= 599:
         status = 502
-    return UpstreamFailure(status, headers, event.raw, reason="error event in the stream")
+    return UpstreamFailure(status, headers, event.raw)
 
 
 # =============================================================================================
@@ -934,6 +1095,7 @@ class Router:
                     attempts.append({"provider": route.name, "key": key.index, "model": model,
                                      "class": cooling.cls, "skipped": "cooling",
                                      "cooldown_s": round(cooling.until - time.time(), 1)})
+                    self.writer.event(req=rid, event="skip", **attempts[-1])
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -971,7 +1133,7 @@ class Router:
 
     def _judge(self, route, key, model, failure):
         verdict = classify(route.provider, failure.status, failure.headers, failure.body)
-        message = failure.reason if failure.status == 0 and failure.reason else verdict.message
+        message = failure.reason or verdict.message
         verdict = verdict._replace(message=self.config.redact(message))
         if verdict.cls in (CLIENT, CONTEXT):
             return verdict
@@ -1038,6 +1200,71 @@ class Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         if self.gateway.debug:
             traceback.print_exc()
+
+
+class Hangups:
+    """Closes a stream's upstream connection the moment its client hangs up, even while the
+    upstream is silent (a slow model), so the provider stops generating at once.
+
+    One thread watches every streaming client's socket; nothing runs until a stream starts.
+    """
+
+    def __init__(self):
+        self.selector = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.thread = None
+        self.stopped = threading.Event()
+
+    def watch(self, client, response):
+        """Watch client while response streams; the returned Event is set if it hung up."""
+        hung_up = threading.Event()
+        conn = getattr(response, "freeride_conn", None)
+        if conn is None or conn.sock is None:
+            return hung_up
+        with self.lock:
+            try:
+                self.selector.register(client, selectors.EVENT_READ, (conn.sock, hung_up))
+            except (KeyError, ValueError, OSError):
+                return hung_up
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="freeride-hangups",
+                                               daemon=True)
+                self.thread.start()
+        return hung_up
+
+    def forget(self, client):
+        with self.lock:
+            try:
+                self.selector.unregister(client)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def close(self):
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
+        self.selector.close()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            try:
+                ready = self.selector.select(timeout=0.25)
+            except (OSError, ValueError):
+                ready = []
+                self.stopped.wait(0.1)
+            for key, _ in ready:
+                self.forget(key.fileobj)
+                try:
+                    gone = key.fileobj.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:  # EOF from the client (bytes would be a pipelined request: keep going)
+                    upstream, hung_up = key.data
+                    hung_up.set()
+                    try:
+                        upstream.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1193,6 +1420,37 @@ class Handler(BaseHTTPRequestHandler):
         return doc
 
 
+def status_snapshot(config, cooling, usage, stats=None):
+    """What `freeride status` shows, from configuration and state (no gateway needed).
+
+    cooling: Cooldowns.active(); usage: Stats.read_usage(). Keys appear as index and hash.
+    """
+    now = time.time()
+    day = usage.get(today(), {})
+    # This gateway's own counts are not all flushed yet: add what is pending.
+    pending = {}
+    if stats is not None:
+        with stats.lock:
+            pending = {p: row for (d, p), row in stats.pending.items() if d == today()}
+    providers_ = []
+    for route in config.routes:
+        index = {k.id: k.index for k in route.keys}
+        rows = []
+        for (provider, key, model), c in sorted(cooling.items(), key=lambda kv: kv[1].until):
+            if provider != route.name:
+                continue
+            rows.append({"key": index.get(key, key) if key != "*" else "*", "model": model,
+                         "class": c.cls, "reason": c.reason, "until": round(c.until, 3),
+                         "remaining_s": round(c.until - now, 1)})
+        used = day.get(route.name, {})
+        extra = pending.get(route.name, (0, 0))
+        providers_.append({"name": route.name, "keys": len(route.keys), "cooling": rows,
+                           "today": {"requests": used.get("requests", 0) + extra[0],
+                                     "tokens": used.get("tokens", 0) + extra[1]}})
+    return {"providers": providers_,
+            "unconfigured": [{"name": n, "fix": how} for n, how in config.unconfigured]}
+
+
 class Catalog:
     """The merged list of free models, fetched from every provider in parallel and cached.
 
@@ -1201,8 +1459,8 @@ class Catalog:
     """
     TTL = 600
 
-    def __init__(self, gateway):
-        self.gateway = gateway
+    def __init__(self, config, pool, cooldowns):
+        self.config, self.pool, self.cooldowns = config, pool, cooldowns
         self.lock = threading.Lock()
         self.fetched = 0.0
         self.cached = None
@@ -1219,12 +1477,12 @@ class Catalog:
         elif start:
             threading.Thread(target=self._refresh, daemon=True, name="freeride-catalog").start()
         elif self.cached is None:
-            self.ready.wait(timeout=self.gateway.config.connect_timeout + 10)
+            self.ready.wait(timeout=self.config.connect_timeout + 10)
         return self.cached or []
 
     def _refresh(self):
         try:
-            entries = self._merge(self.gateway.config.routes)
+            entries = self.build()
         finally:
             with self.lock:
                 self.refreshing = False
@@ -1232,29 +1490,35 @@ class Catalog:
             self.cached, self.fetched = entries, time.monotonic()
         self.ready.set()
 
-    def _merge(self, routes):
+    def build(self):
+        """Fetch every provider's catalog now and merge them, aliases and families included."""
+        routes = self.config.routes
         found = [None] * len(routes)
         threads = [threading.Thread(target=self._fetch, args=(i, route, found), daemon=True)
                    for i, route in enumerate(routes)]
         for t in threads:
             t.start()
-        give_up = time.monotonic() + self.gateway.config.connect_timeout + 5
+        give_up = time.monotonic() + self.config.connect_timeout + 5
         for t in threads:
             t.join(timeout=max(0.0, give_up - time.monotonic()))
         merged = {}
-        for route, rows in zip(routes, found):
-            for model_id, context in rows or ():
-                entry = merged.setdefault(model_id, {"id": model_id, "object": "model",
-                                                     "created": 0, "owned_by": route.name,
-                                                     "providers": [], "context_length": context})
+        for route, models in zip(routes, found):
+            for model in models or ():
+                entry = merged.setdefault(model.id, {
+                    "id": model.id, "object": "model", "created": 0, "owned_by": route.name,
+                    "providers": [], "context_length": model.context, "tools": model.tools,
+                    "vision": model.vision})
                 if route.name not in entry["providers"]:
                     entry["providers"].append(route.name)
-                entry["context_length"] = max(entry["context_length"] or 0, context or 0)
+                entry["context_length"] = max(entry["context_length"] or 0, model.context or 0)
         for alias, serving in self._aliases(routes):
+            infos = [route.provider.model_info(m) or providers.Model(m) for route, m in serving]
             merged[alias] = {"id": alias, "object": "model", "created": 0, "owned_by": "freeride",
                              "providers": [r.name for r, _ in serving],
-                             "context_length": min((_context(r, m) for r, m in serving
-                                                    if _context(r, m)), default=0)}
+                             "context_length": min((i.context for i in infos if i.context),
+                                                   default=0),
+                             "tools": all(i.tools for i in infos),
+                             "vision": all(i.vision for i in infos)}
         return [e for e in merged.values() if e["providers"]]
 
     @staticmethod
@@ -1267,29 +1531,18 @@ class Catalog:
     def _fetch(self, i, route, found):
         provider = route.provider
         if provider.local:
-            found[i] = [(m.id, m.context) for m in provider.models]
+            found[i] = list(provider.models)
             return
-        gateway = self.gateway
         usable = [k for k in route.keys
-                  if (c := gateway.cooldowns.lookup(route.name, k.id, "*")) is None or c.cls != AUTH]
+                  if (c := self.cooldowns.lookup(route.name, k.id, "*")) is None or c.cls != AUTH]
         key = (usable or route.keys)[0]
         try:
-            response = gateway.pool.request("GET", provider.catalog_url(key.account), None,
-                                            provider.headers(key.secret),
-                                            gateway.config.connect_timeout)
-            body = response.read(32 * MiB)
-            gateway.pool.release(response) if response.status == 200 else \
-                gateway.pool.discard(response)
-            if response.status == 200:
+            status, body = self.pool.get(provider.catalog_url(key.account),
+                                         provider.headers(key.secret), self.config.connect_timeout)
+            if status == 200:
                 found[i] = provider.catalog(json.loads(body))
-        except (UpstreamFailure, OSError, ValueError, http.client.HTTPException, TypeError,
-                AttributeError):
+        except (UpstreamFailure, ValueError, TypeError, AttributeError):
             found[i] = None
-
-
-def _context(route, model_id):
-    info = route.provider.model_info(model_id)
-    return info.context if info else 0
 
 
 class Gateway:
@@ -1299,7 +1552,9 @@ class Gateway:
         self.config = config
         self.debug = debug
         self.started = time.time()
-        self.writer = Writer(config.home, config.events)
+        self.stats = Stats(config.home / "usage.json")
+        self.writer = Writer(config.home, config.events, observe=self.stats.observe)
+        self.writer.ticks.append(self.stats.flush)
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
         self.pool = Pool(config.connect_timeout)
         self.router = Router(config, self.cooldowns, self.writer)
@@ -1308,8 +1563,11 @@ class Gateway:
             "/v1/chat/completions": {"POST": self.chat},
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.models},
+            "/freeride/status": {"GET": self.status},
+            "/metrics": {"GET": self.metrics},
         }
-        self.catalog = Catalog(self)
+        self.catalog = Catalog(config, self.pool, self.cooldowns)
+        self.hangups = Hangups()
         self.active = 0  # requests being answered right now
         self.active_lock = threading.Lock()
         self.server = Server((config.host, config.port), Handler, self)
@@ -1337,6 +1595,7 @@ class Gateway:
         while self.active and time.monotonic() < until:
             time.sleep(0.05)
         self.server.close_live()
+        self.hangups.close()
         self.pool.close()
         self.writer.flush_soon(self.cooldowns.flush)
         self.writer.close()
@@ -1372,6 +1631,24 @@ class Gateway:
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
                                  "providers": [r.name for r in self.config.routes]})
+
+    def status(self, handler):
+        doc = status_snapshot(self.config, self.cooldowns.active(), self.stats.read_usage(),
+                              self.stats)
+        doc["gateway"] = {"url": self.url, "pid": os.getpid(), "version": __version__,
+                          "started": round(self.started, 3),
+                          "uptime_s": round(time.time() - self.started, 1)}
+        handler.reply_json(200, doc)
+
+    def metrics(self, handler):
+        cooling = {}
+        for (provider, key, model), _ in self.cooldowns.active().items():
+            if key != "*" and model == "*":
+                cooling[provider] = cooling.get(provider, 0) + 1
+        for route in self.config.routes:
+            cooling.setdefault(route.name, 0)
+        handler.reply(200, self.stats.metrics(cooling).encode(),
+                      content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def no_providers(self):
         wanted = "; ".join(f"{name}: {how}" for name, how in self.config.unconfigured)
@@ -1506,12 +1783,13 @@ class Gateway:
         if not isinstance(model, str) or not model.strip():
             raise HTTPError(400, "`model` must be a string", param="model")
         inputs = request.get("input")
-        if isinstance(inputs, str):
-            inputs = [inputs]
+        if isinstance(inputs, str) or (isinstance(inputs, list) and inputs
+                                       and all(_is_int(t) for t in inputs)):
+            inputs = [inputs]  # one text, or one text as token ids
         if not isinstance(inputs, list) or not inputs or not all(
-                isinstance(i, str) or (isinstance(i, list) and all(isinstance(t, int) for t in i))
-                or isinstance(i, int) for i in inputs):
-            raise HTTPError(400, "`input` must be a string or a non-empty list of strings",
+                (isinstance(i, str) and i) or (isinstance(i, list) and i and all(map(_is_int, i)))
+                for i in inputs):
+            raise HTTPError(400, "`input` must be a string, a list of strings, or token ids",
                             param="input")
         encoding = request.get("encoding_format", "float")
         if encoding not in ("float", "base64"):
@@ -1611,6 +1889,7 @@ class Gateway:
         route, key, used, (response, held, events) = self.router.walk(rid, candidates, send,
                                                                       deadline)
         usage, outcome = {}, "complete"
+        hung_up = self.hangups.watch(handler.connection, response)
         try:
             handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
                                   "X-FreeRide-Model": used})
@@ -1645,6 +1924,10 @@ class Gateway:
             outcome = "client closed"
             handler.close_connection = True
         finally:
+            self.hangups.forget(handler.connection)
+            if hung_up.is_set():
+                outcome = "client closed"
+                handler.close_connection = True
             if outcome == "complete":
                 self._finish(response)
             else:
@@ -1684,6 +1967,10 @@ class Gateway:
         except (OSError, http.client.HTTPException):
             pass
         self.pool.release(response) if response.isclosed() else self.pool.discard(response)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _set_timeout(response, seconds):
@@ -1749,12 +2036,424 @@ def cmd_serve(args, config):
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settings = read_settings(config.home)
+    beacon = None
+    if settings.get("telemetry") is True and config.telemetry_url:
+        beacon = Telemetry(gateway, settings)
+        beacon.start()
     gateway.start()
     while not stop.wait(3600):
         pass
+    if beacon is not None:
+        beacon.stopped.set()
     print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
     gateway.close(grace=GRACE_SECONDS)
     return 0
+
+
+def fetch_local(base_url, path, timeout=1.5):
+    """GET a running gateway's JSON (never through a proxy); None if nothing answers."""
+    parts = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or DEFAULT_HOST, parts.port or 80,
+                                      timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read(8 * MiB)
+        return json.loads(body) if response.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def gateway_url(args, config):
+    return (getattr(args, "url", None) or config.url).rstrip("/").removesuffix("/v1")
+
+
+def fmt_seconds(seconds):
+    """'47s', '3m12s', '2h03m', '4d02h'."""
+    seconds = max(0, int(seconds + 0.5))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def fmt_utc(epoch):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+class Paint:
+    """ANSI colours on a terminal, none when piped or when NO_COLOR is set."""
+    CODES = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
+
+    def __init__(self, stream, env):
+        self.on = stream.isatty() and not env.get("NO_COLOR")
+
+    def __call__(self, colour, text):
+        return f"\033[{self.CODES[colour]}m{text}\033[0m" if self.on else text
+
+
+# -- status -----------------------------------------------------------------------------------
+
+def cmd_status(args, config):
+    url = gateway_url(args, config)
+    doc = fetch_local(url, "/freeride/status")
+    if doc is None:
+        doc = status_snapshot(config, Cooldowns(config.home / "cooldown.json", None).active(),
+                              Stats(config.home / "usage.json").read_usage())
+        doc["gateway"] = None
+    doc["url"] = url
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    paint = Paint(sys.stdout, config.env)
+    gateway = doc["gateway"]
+    if gateway:
+        print(f"gateway  {paint('green', 'running')} at {gateway['url']} (freeride "
+              f"{gateway['version']}, pid {gateway['pid']}, up {fmt_seconds(gateway['uptime_s'])})")
+    else:
+        print(f"gateway  {paint('yellow', 'not running')} (nothing answers at {url}); "
+              f"showing saved state from {config.home}")
+    now = time.time()
+    for p in doc["providers"]:
+        today_ = p["today"]
+        print(f"{paint('bold', p['name']):<12} {p['keys']} key{'s' if p['keys'] != 1 else ''}"
+              f"  today: {today_['requests']} requests, {today_['tokens']} tokens")
+        for c in p["cooling"]:
+            who = "all keys" if c["key"] == "*" else (f"k{c['key']}" if isinstance(c["key"], int)
+                                                       else f"key {c['key']}")
+            what = "" if c["model"] == "*" else f" {c['model']}"
+            print(f"  {who}{what}  {paint('yellow', c['class'])} until {fmt_utc(c['until'])} "
+                  f"(in {fmt_seconds(c['until'] - now)}){': ' + c['reason'] if c['reason'] else ''}")
+        if not p["cooling"]:
+            print(f"  {paint('green', 'no key cooling')}")
+    for u in doc["unconfigured"]:
+        print(f"{u['name']:<12} not configured ({u['fix']})")
+    return 0
+
+
+# -- watch ------------------------------------------------------------------------------------
+
+def follow_events(path, since_start=False, poll=0.2, stop=None):
+    """Yield each event of the events log as it is written, across rotations.
+
+    Waits for the file if it does not exist yet; after a rotation it finishes the old file
+    and continues at the start of the new one. A file that rotated before it could be
+    followed (a burst between two polls) is read from the backup, so no event is lost.
+    """
+    backup = path.with_name(path.name + ".1")
+    finished = set()  # inodes read to their end, or too old to show
+
+    def inode(p):
+        try:
+            return os.stat(p).st_ino
+        except FileNotFoundError:
+            return None
+
+    old = inode(backup)
+    if old is not None:
+        if since_start:
+            yield from _parse_lines(backup.read_bytes().splitlines())
+        finished.add(old)
+    f, current, pending, from_start = None, None, b"", since_start
+    try:
+        while stop is None or not stop.is_set():
+            if f is None:
+                missed = inode(backup)
+                if missed is not None and missed not in finished:
+                    finished.add(missed)
+                    yield from _parse_lines(backup.read_bytes().splitlines())
+                try:
+                    f = open(path, "rb")
+                except FileNotFoundError:
+                    from_start = True  # it will be new when it appears: read it whole
+                    time.sleep(poll)
+                    continue
+                current = os.fstat(f.fileno()).st_ino
+                if not from_start:
+                    f.seek(0, os.SEEK_END)
+            chunk = f.read(1 * MiB)
+            if chunk:
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                yield from _parse_lines(lines)
+                continue
+            now = inode(path)
+            if now != current:  # rotated: the old file is read to its end, go on
+                f.close()
+                finished.add(current)
+                f, pending, from_start = None, b"", True
+                continue
+            if os.fstat(f.fileno()).st_size < f.tell():
+                f.seek(0)  # truncated in place
+            time.sleep(poll)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _parse_lines(lines):
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+def render_event(e, paint):
+    """One line per event, as `freeride watch` shows it."""
+    ts = e.get("ts", 0)
+    stamp = paint("dim", time.strftime("[%H:%M:%S", time.localtime(ts))
+                  + f".{int(ts * 1000) % 1000:03d}]")
+    who = f"{e.get('provider')}[k{e.get('key')}]"
+    kind = e.get("event")
+    if kind == "request":
+        text = f"▶ request model={e.get('model')}{' stream' if e.get('stream') else ''}"
+    elif kind == "attempt":
+        text = f"→ {who} {e.get('model')}"
+    elif kind == "skip":
+        text = paint("dim", f"· {who} {e.get('model')} cooling {e.get('class')} "
+                            f"({fmt_seconds(e.get('cooldown_s') or 0)} left)")
+    elif kind == "result" and e.get("ok"):
+        text = f"← {who} {e.get('ms')}ms {paint('green', 'OK ✓')}"
+    elif kind == "result":
+        wait = f" (retry-after {fmt_seconds(e['cooldown_s'])})" if e.get("cooldown_s") else ""
+        text = f"← {who} {e.get('ms')}ms {paint('red', str(e.get('class')) + ' ✗')}{wait}"
+    elif kind == "complete":
+        tokens = f", {e['tokens']} tokens" if e.get("tokens") else ""
+        text = paint("green", f"■ complete via {e.get('provider')}") + tokens
+    elif kind == "interrupted":
+        text = paint("yellow", f"■ interrupted via {e.get('provider')} ({e.get('outcome')})")
+    elif kind == "failed":
+        text = paint("red", f"■ failed {e.get('status')}: {e.get('message')}")
+    else:
+        text = f"{kind} {json.dumps({k: v for k, v in e.items() if k not in ('ts', 'req')})}"
+    return f"{stamp} {e.get('req', ''):<12}  {text}"
+
+
+def cmd_watch(args, config):
+    if not config.events:
+        print("freeride: events are off (FREERIDE_EVENTS=0); nothing to watch", file=sys.stderr)
+        return 1
+    path = config.home / "events.jsonl"
+    paint = Paint(sys.stdout, config.env)
+    if not path.exists():
+        print(f"waiting for {path} (start the gateway with `freeride serve`)", file=sys.stderr)
+    shown = 0
+    try:
+        for event in follow_events(path, since_start=args.since_start):
+            print(render_event(event, paint), flush=True)
+            shown += 1
+            if args.count and shown >= args.count:
+                break
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        sys.stderr.close()  # piped into `head`: a quiet end
+    return 0
+
+
+# -- list -------------------------------------------------------------------------------------
+
+def cmd_list(args, config):
+    cache = config.home / "models.json"
+    entries = None
+    if not args.refresh:
+        try:
+            doc = json.loads(cache.read_bytes())
+            if time.time() - doc["fetched"] < Catalog.TTL * 6:
+                entries = doc["data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            entries = None
+    if entries is None:
+        live = None if args.refresh else fetch_local(gateway_url(args, config), "/v1/models", 15)
+        if live is not None:
+            entries = live.get("data") or []
+        elif not config.routes:
+            print("freeride: no provider key is set, so there is no model to list: "
+                  + "; ".join(f"{n}: {how}" for n, how in config.unconfigured), file=sys.stderr)
+            return 1
+        else:
+            pool = Pool(config.connect_timeout)
+            try:
+                entries = Catalog(config, pool, Cooldowns(config.home / "cooldown.json",
+                                                          None)).build()
+            finally:
+                pool.close()
+        try:
+            write_atomic(cache, json.dumps({"fetched": time.time(), "data": entries}).encode())
+        except OSError:
+            pass
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    rows = [(e["id"], ",".join(e.get("providers", ())), str(e.get("context_length") or "?"),
+             _yes(e.get("tools")), _yes(e.get("vision"))) for e in entries]
+    header = ("MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+    for row in [header] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _yes(value):
+    return "?" if value is None else ("yes" if value else "no")
+
+
+# -- doctor -----------------------------------------------------------------------------------
+
+def cmd_doctor(args, config):
+    paint = Paint(sys.stdout, config.env)
+    marks = {"ok": paint("green", "✓"), "warn": paint("yellow", "!"), "bad": paint("red", "✗"),
+             "info": paint("dim", "·")}
+    failed = False
+
+    def line(mark, text, fix=""):
+        nonlocal failed
+        failed |= mark == "bad"
+        print(f"{marks[mark]} {text}{' — ' + fix if fix else ''}")
+
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info >= (3, 10):
+        line("ok", f"Python {version}")
+    else:
+        line("bad", f"Python {version}", "FreeRide needs Python 3.10 or newer")
+    try:
+        config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = config.home / f".doctor-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        line("ok", f"{config.home} is writable")
+    except OSError as e:
+        line("bad", f"{config.home} is not writable ({e.strerror})",
+             "set FREERIDE_HOME to a writable directory")
+    for name, how in config.unconfigured:
+        if name in config.half_configured:
+            line("bad", f"{name}: half configured: {how}", f"set the missing variable")
+        else:
+            line("info", f"{name}: not configured ({how})")
+    if not config.routes:
+        line("bad", "no provider has a key", "set at least one key variable (see README)")
+    pool = Pool(min(config.connect_timeout, 5))
+    try:
+        for route in config.routes:
+            for key in route.keys:
+                _doctor_key(route, key, pool, line)
+    finally:
+        pool.close()
+    url = gateway_url(args, config)
+    health = fetch_local(url, "/health")
+    if health is not None and health.get("status") == "ok":
+        line("ok", f"gateway running at {url} (freeride {health.get('version')}, providers: "
+                   f"{', '.join(health.get('providers', [])) or 'none'})")
+    else:
+        parts = urllib.parse.urlsplit(url)
+        try:
+            with socket.create_connection((parts.hostname, parts.port), timeout=1):
+                line("bad", f"{parts.hostname}:{parts.port} is taken by something that is not "
+                            "a FreeRide gateway", "stop it or use another FREERIDE_PORT")
+        except OSError:
+            line("info", f"no gateway running at {url}", "start one with `freeride serve`")
+    return 1 if failed else 0
+
+
+def _doctor_key(route, key, pool, line):
+    provider, var = route.provider, route.provider.key_vars[0]
+    label = f"{route.name} key {key.index}" if len(route.keys) > 1 else f"{route.name} key"
+    check = provider.key_check_url(key.account)
+    url = check or provider.catalog_url(key.account)
+    try:
+        status, _ = pool.get(url, provider.headers(key.secret), pool.connect_timeout, 1 * MiB)
+    except UpstreamFailure as e:
+        line("bad", f"{label}: {urllib.parse.urlsplit(url).netloc} unreachable ({e.reason})",
+             "check the network, a proxy (HTTPS_PROXY) or the base URL override")
+        return
+    if check is None:
+        line("warn", f"{label}: {route.name} is reachable; its key can only be checked by a "
+                     "billed request, so the first real request will tell")
+    elif status == 200:
+        line("ok", f"{label} accepted")
+    elif status in (401, 403):
+        line("bad", f"{label} rejected ({status})", f"replace the key in {var}")
+    else:
+        line("warn", f"{label}: unexpected answer {status} from the key check")
+
+
+# -- telemetry --------------------------------------------------------------------------------
+
+def read_settings(home):
+    """$FREERIDE_HOME/config.json (the file layer of the configuration); {} if absent."""
+    path = home / "config.json"
+    try:
+        doc = json.loads(path.read_bytes())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        set_aside(path, e)
+        return {}
+
+
+def telemetry_payload(config, settings, uptime_s=0.0, usage=None):
+    """Exactly what a telemetry beacon carries: counts only, never prompts, models or keys."""
+    usage = Stats(config.home / "usage.json").read_usage() if usage is None else usage
+    day = usage.get(today(), {})
+    return {"installation_id": settings.get("installation_id", ""),
+            "version": __version__,
+            "os": sys.platform,
+            "tokens_served": sum(r.get("tokens", 0) for r in day.values()),
+            "request_count": sum(r.get("requests", 0) for r in day.values()),
+            "providers_active": [r.name for r in config.routes],
+            "uptime_hours": int(uptime_s // 3600)}
+
+
+def cmd_telemetry(args, config):
+    settings = read_settings(config.home)
+    if args.state or not settings.get("installation_id"):
+        settings.setdefault("installation_id", str(uuid.uuid4()))
+        if args.state:
+            settings["telemetry"] = args.state == "on"
+        write_atomic(config.home / "config.json", json.dumps(settings, indent=2).encode())
+    on = settings.get("telemetry") is True
+    print(f"telemetry is {'ON' if on else 'OFF'}" + ("" if on else
+          " (FreeRide is local-first: nothing is sent unless you run `freeride telemetry on`)"))
+    if config.telemetry_url:
+        print(f"endpoint: {config.telemetry_url} (FREERIDE_TELEMETRY_URL), every "
+              f"{fmt_seconds(config.telemetry_interval)} while `freeride serve` runs")
+    else:
+        print("endpoint: none (FREERIDE_TELEMETRY_URL is not set), so nothing is ever sent")
+    print("payload, exactly as it would be sent (counts of today, UTC):")
+    print(json.dumps(telemetry_payload(config, settings), indent=2))
+    return 0
+
+
+class Telemetry(threading.Thread):
+    """The opt-in hourly beacon of a running gateway; off the request path, failures silent."""
+
+    def __init__(self, gateway, settings):
+        super().__init__(name="freeride-telemetry", daemon=True)
+        self.gateway, self.settings = gateway, settings
+        self.stopped = threading.Event()
+
+    def run(self):
+        config = self.gateway.config
+        while not self.stopped.wait(config.telemetry_interval):
+            payload = telemetry_payload(config, self.settings, time.time() - self.gateway.started)
+            request = urllib.request.Request(config.telemetry_url, json.dumps(payload).encode(),
+                                             {"Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=10).close()
+            except Exception:  # a failed beacon is never the user's problem
+                pass
 
 
 def build_parser():
@@ -1772,6 +2471,43 @@ def build_parser():
     serve.add_argument("--demo", action="store_true",
                        help="serve only the offline demo provider (no keys, no network)")
     serve.set_defaults(run=cmd_serve)
+
+    def gateway_option(command):
+        command.add_argument("--url", help="a running gateway's address (default from "
+                             "FREERIDE_HOST and FREERIDE_PORT)")
+
+    watch = commands.add_parser("watch", help="tail live failover events",
+                                description="Show each request, attempt and failover of a "
+                                "running gateway as it happens (from $FREERIDE_HOME/events.jsonl).")
+    watch.add_argument("--since-start", action="store_true",
+                       help="replay the events already in the log first")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many events")
+    watch.set_defaults(run=cmd_watch)
+    status = commands.add_parser("status", help="gateway, keys, cooldowns and today's usage",
+                                 description="Whether a gateway runs, which providers have keys, "
+                                 "which keys are cooling and why, and today's requests and tokens. "
+                                 "Works from the state files when no gateway runs.")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    gateway_option(status)
+    status.set_defaults(run=cmd_status)
+    list_ = commands.add_parser("list", help="list the free models you can use",
+                                description="The free models of every configured provider, from "
+                                "their live catalogs (cached for an hour).")
+    list_.add_argument("--refresh", action="store_true", help="fetch the catalogs again now")
+    list_.add_argument("--json", action="store_true", help="machine-readable output")
+    gateway_option(list_)
+    list_.set_defaults(run=cmd_list)
+    doctor = commands.add_parser("doctor", help="check the set-up and say how to fix it",
+                                 description="Check Python, FREERIDE_HOME, each provider's keys "
+                                 "(with zero-cost calls), the port and a running gateway. Exits 1 "
+                                 "if anything is wrong.")
+    gateway_option(doctor)
+    doctor.set_defaults(run=cmd_doctor)
+    telemetry = commands.add_parser("telemetry", help="show or switch the opt-in telemetry",
+                                    description="Telemetry is off until you turn it on. Shows "
+                                    "exactly what would be sent and where.")
+    telemetry.add_argument("state", nargs="?", choices=("on", "off"))
+    telemetry.set_defaults(run=cmd_telemetry)
     return parser
 
 

@@ -94,7 +94,7 @@ class Provider:
         return self.url("/models", account)
 
     def catalog(self, doc):
-        """(model id, context length or 0) for each free chat model of a /models answer.
+        """A Model for each free chat model of a /models answer.
 
         Default: the models of `self.models` that the live list confirms, with its context.
         """
@@ -103,7 +103,11 @@ class Provider:
         for row in rows if isinstance(rows, list) else ():
             if isinstance(row, dict) and isinstance(row.get("id"), str):
                 live[row["id"]] = _context_of(row)
-        return [(m.id, live[m.id] or m.context) for m in self.models if m.id in live]
+        return [m._replace(context=live[m.id] or m.context) for m in self.models if m.id in live]
+
+    def key_check_url(self, account=""):
+        """A zero-cost URL that answers 401/403 to a bad key (for `freeride doctor`), or None."""
+        return self.catalog_url(account)
 
     def prepare(self, payload, path):
         """Adjust an outgoing OpenAI request body (already carrying this provider's model)."""

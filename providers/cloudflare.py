@@ -65,4 +65,4 @@ class Cloudflare(Provider):
                     live[row["name"]] = int(props.get("context_window") or 0)
                 except (TypeError, ValueError):
                     live[row["name"]] = 0
-        return [(m.id, live[m.id] or m.context) for m in self.models if m.id in live]
+        return [m._replace(context=live[m.id] or m.context) for m in self.models if m.id in live]

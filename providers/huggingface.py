@@ -37,3 +37,8 @@ class HuggingFace(Provider):
              scope=MODEL, cooldown=86400),
         Rule(UPSTREAM, (503,), scope=MODEL, cooldown=30),
     )
+
+    def key_check_url(self, account=""):
+        if self.base_url == HuggingFace.base_url:
+            return "https://huggingface.co/api/whoami-v2"
+        return self.catalog_url(account)

@@ -37,6 +37,9 @@ class Nvidia(Provider):
         Rule(MODEL_NOT_FOUND, (410,), scope=MODEL, cooldown=86400),
     )
 
+    def key_check_url(self, account=""):
+        return None  # the catalog answers without checking the key; no other call is free
+
     def prepare(self, payload, path):
         if path == "/embeddings" and "input_type" not in payload:
             payload["input_type"] = "query"

@@ -51,7 +51,7 @@ class OpenRouter(Provider):
 
     def catalog(self, doc):
         """Free models only: a `:free` id, or both prices the string "0"."""
-        out = [("openrouter/free", self.models[0].context)]
+        out = [self.models[0]]
         for row in doc.get("data") or () if isinstance(doc, dict) else ():
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                 continue
@@ -59,5 +59,11 @@ class OpenRouter(Provider):
             free = row["id"].endswith(":free") or (
                 str(pricing.get("prompt")) == "0" and str(pricing.get("completion")) == "0")
             if free and row["id"] != "openrouter/free":
-                out.append((row["id"], _context_of(row)))
+                arch = row.get("architecture") if isinstance(row.get("architecture"), dict) else {}
+                out.append(Model(row["id"], _context_of(row),
+                                 tools="tools" in (row.get("supported_parameters") or ()),
+                                 vision="image" in (arch.get("input_modalities") or ())))
         return out
+
+    def key_check_url(self, account=""):
+        return self.url("/key")

@@ -19,7 +19,7 @@ WAIT = 10  # upper bound for any single read from the gateway, in seconds
 class Stream:
     """A streamed answer as the client saw it: head, and each event with its arrival time."""
 
-    def __init__(self, status, headers, timed):
+    def __init__(self, timed, headers=None, status=200):
         self.status = status
         self.headers = headers
         self.timed = timed  # [(time.monotonic() at arrival, raw event bytes)]
@@ -48,7 +48,8 @@ class Stream:
                        for choice in doc["choices"] if isinstance(choice.get("delta"), dict))
 
     def content_times(self):
-        return [at for at, event in self.timed if b'"content": "' in event and b'"content": ""' not in event]
+        """Arrival times of the events whose delta carries text."""
+        return [at for at, event in self.timed if Stream([(at, event)]).text]
 
     @property
     def errors(self):
@@ -85,8 +86,8 @@ class StreamingTest(GatewayTest):
     def stream(self, model="auto", **extra):
         _, response = self.open_stream(model, **extra)
         if response.status != 200:
-            return Stream(response.status, response.headers, [(time.monotonic(), response.read())])
-        return Stream(response.status, response.headers, read_sse(response))
+            return Stream([(time.monotonic(), response.read())], response.headers, response.status)
+        return Stream(read_sse(response), response.headers, response.status)
 
     def wait_for_event(self, kind, timeout=5):
         """The events log rows named kind, once at least one was written (bounded wait)."""
@@ -108,7 +109,7 @@ class StreamingTest(GatewayTest):
 
 class RelayingEvents(StreamingTest):
     def test_events_reach_the_client_one_at_a_time_as_the_upstream_sends_them(self):
-        spacing = 0.25
+        spacing = 0.15
         openrouter = self.fake("openrouter")
         openrouter.on(chat_stream(pieces=("one ", "two ", "three ", "four"), event_delay=spacing))
         self.start_gateway(openrouter="k1")
@@ -193,7 +194,8 @@ class FailoverBeforeContent(StreamingTest):
     def setUp(self):
         super().setUp()
         self.openrouter, self.groq = self.fake("openrouter"), self.fake("groq")
-        self.groq.on(chat_stream(pieces=("from ", "groq"), model="groq-model", provider="groq"))
+        self.groq.default(lambda request: chat_stream(pieces=("from ", "groq"), model="groq-model",
+                                                      provider="groq"))
 
     def assertServedInvisiblyByGroq(self, stream):
         self.assertEqual(stream.status, 200)
@@ -225,16 +227,6 @@ class FailoverBeforeContent(StreamingTest):
         self.start_gateway(openrouter="k1", groq="g1")
         self.assertServedInvisiblyByGroq(self.stream())
 
-    def test_a_groq_style_error_event_fails_over(self):
-        # Groq first this time, openrouter behind it.
-        self.groq.on(Reply(events=[stream_error_event("groq", 500, "Internal server error")]))
-        self.openrouter.on(chat_stream(pieces=("from ", "openrouter"), model="or-model"))
-        self.start_gateway(groq="g1", openrouter="k1")
-        stream = self.stream()
-        self.assertEqual(stream.headers["X-FreeRide-Provider"], "openrouter")
-        self.assertEqual(stream.text, "from openrouter")
-        self.assertEqual(stream.errors, [])
-
     def test_a_stream_cut_after_the_role_chunk_fails_over(self):
         reply = chat_stream(model="or-model")
         reply.cut_after = 1  # the role chunk only
@@ -253,20 +245,46 @@ class FailoverBeforeContent(StreamingTest):
         reply = chat_stream(model="or-model")
         reply.stall_after = 1
         self.openrouter.on(reply)
-        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "1"}, openrouter="k1", groq="g1")
+        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
         started = time.monotonic()
         stream = self.stream()
-        self.assertLess(time.monotonic() - started, 4)
+        self.assertLess(time.monotonic() - started, 2.5, "the first-byte timeout (0.5 s) ended the wait")
         self.assertServedInvisiblyByGroq(stream)
 
     def test_keep_alive_comments_without_content_past_the_first_byte_timeout_fail_over(self):
         # Comments keep the socket busy, so only the gateway's own clock can end the wait.
-        self.openrouter.on(Reply(events=[": OPENROUTER PROCESSING"] * 60, event_delay=0.1))
-        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "1"}, openrouter="k1", groq="g1")
+        self.openrouter.on(Reply(events=[": OPENROUTER PROCESSING"] * 200, event_delay=0.05))
+        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
         started = time.monotonic()
         stream = self.stream()
-        self.assertLess(time.monotonic() - started, 4)
+        self.assertLess(time.monotonic() - started, 2.5, "the first-byte timeout (0.5 s) ended the wait")
         self.assertServedInvisiblyByGroq(stream)
+
+    def test_when_every_candidate_fails_before_content_the_client_gets_a_json_error(self):
+        self.openrouter.on(error("openrouter", "rate_minute"))
+        self.groq.on(error("groq", "rate_rpm"))
+        self.start_gateway(openrouter="k1", groq="g1")
+        _, response = self.open_stream()
+        body = json.loads(response.read())
+        self.assertEqual(response.status, 429)
+        self.assertEqual(response.getheader("Content-Type"), "application/json")
+        self.assertEqual(body["error"]["code"], "all_providers_exhausted")
+        self.assertEqual([a["provider"] for a in body["error"]["attempts"]], ["openrouter", "groq"])
+
+
+class GroqErrorEvent(StreamingTest):
+    def test_a_groq_style_error_event_before_content_fails_over(self):
+        groq, openrouter = self.fake("groq"), self.fake("openrouter")
+        groq.on(Reply(events=[stream_error_event("groq", 500, "Internal server error")]))
+        openrouter.on(chat_stream(pieces=("from ", "openrouter"), model="or-model"))
+        self.start_gateway(groq="g1", openrouter="k1")
+        stream = self.stream()
+        self.assertEqual(stream.status, 200)
+        self.assertEqual(stream.headers["X-FreeRide-Provider"], "openrouter")
+        self.assertEqual(stream.text, "from openrouter")
+        self.assertEqual({doc.get("model") for doc in stream.docs}, {"or-model"})
+        self.assertEqual(stream.errors, [])
+        self.assertEqual(len(groq.requests), 1)
 
 
 class FailureAfterContent(StreamingTest):
@@ -304,23 +322,20 @@ class FailureAfterContent(StreamingTest):
         reply = chat_stream(pieces=("Hel", "lo"), model="or-model")
         reply.stall_after = 2  # role, "Hel", then silence
         self.openrouter.on(reply)
-        self.start_gateway(env={"FREERIDE_IDLE_TIMEOUT": "1"}, openrouter="k1", groq="g1")
+        self.start_gateway(env={"FREERIDE_IDLE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
         stream = self.stream()
         self.assertEqual(stream.text, "Hel")
         self.assertEndsWithErrorThenDone(stream)
         waited = stream.timed[-1][0] - stream.content_times()[0]
-        self.assertGreater(waited, 0.7)
-        self.assertLess(waited, 4, "the idle timeout, not some longer one, ended the stream")
+        self.assertGreater(waited, 0.4)
+        self.assertLess(waited, 3, "the idle timeout, not some longer one, ended the stream")
         self.assertEqual(self.keys_seen("groq"), [])
         self.assertTrue(self.openrouter.disconnected.wait(5), "the stalled upstream was closed")
 
 
 class ClientDisconnect(StreamingTest):
-    def test_a_client_leaving_closes_the_upstream_and_the_gateway_serves_the_next_request(self):
-        openrouter = self.fake("openrouter")
-        # Long enough (10 s) that only the gateway hanging up can end it within the wait below.
-        openrouter.on(chat_stream(pieces=[f"w{i} " for i in range(200)], event_delay=0.05))
-        self.start_gateway(openrouter="k1")
+    def leave_after_first_content(self, first_piece):
+        """Stream over a raw socket, and hang up as soon as `first_piece` arrived."""
         body = json.dumps({"model": "auto", "stream": True,
                            "messages": [{"role": "user", "content": "hi"}]}).encode()
         client = socket.create_connection(("127.0.0.1", self.gateway.port), timeout=WAIT)
@@ -329,13 +344,20 @@ class ClientDisconnect(StreamingTest):
                            b"Content-Type: application/json\r\n"
                            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             received = b""
-            while b'"content": "w0 "' not in received:
+            while json.dumps({"content": first_piece}).encode() not in received:
                 chunk = client.recv(65536)
                 self.assertTrue(chunk, "the stream ended before any content")
                 received += chunk
         finally:
             client.close()
-        left = time.monotonic()
+        return time.monotonic()
+
+    def test_a_client_leaving_closes_the_upstream_and_the_gateway_serves_the_next_request(self):
+        openrouter = self.fake("openrouter")
+        # Long enough (10 s) that only the gateway hanging up can end it within the wait below.
+        openrouter.on(chat_stream(pieces=[f"w{i} " for i in range(200)], event_delay=0.05))
+        self.start_gateway(openrouter="k1")
+        left = self.leave_after_first_content("w0 ")
         self.assertTrue(openrouter.disconnected.wait(5), "the upstream was not closed")
         self.assertLess(time.monotonic() - left, 3)
         stream = self.stream()
@@ -343,6 +365,19 @@ class ClientDisconnect(StreamingTest):
         self.assertEqual(stream.text, "Hello")
         outcomes = [row.get("outcome") for row in self.wait_for_event("interrupted")]
         self.assertEqual(outcomes, ["client closed"])
+
+    def test_a_client_leaving_while_the_upstream_is_silent_closes_the_upstream_at_once(self):
+        # The model is "thinking": no event to write, so the gateway must watch the client
+        # itself rather than notice it only when the idle timeout (5 s here) ends the read.
+        openrouter = self.fake("openrouter")
+        reply = chat_stream(pieces=("Hel", "lo"))
+        reply.stall_after = 2  # role, "Hel", then silence
+        openrouter.on(reply)
+        self.start_gateway(env={"FREERIDE_IDLE_TIMEOUT": "5"}, openrouter="k1")
+        left = self.leave_after_first_content("Hel")
+        self.assertTrue(openrouter.disconnected.wait(1),
+                        "the upstream stayed open after the client left")
+        self.assertLess(time.monotonic() - left, 1.5)
 
 
 class Usage(StreamingTest):
