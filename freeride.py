@@ -127,6 +127,9 @@ class Config:
         self.home = Path(env.get("FREERIDE_HOME") or Path.home() / ".freeride").expanduser()
         self.events = env.get("FREERIDE_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
         self.api_key = env.get("FREERIDE_API_KEY", "")
+        self.allowed_origins = {o.strip().rstrip("/") for o in
+                                env.get("FREERIDE_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+        self.ca_bundle = env.get("FREERIDE_CA_BUNDLE", "").strip()
         self.connect_timeout = self._number(env, "FREERIDE_CONNECT_TIMEOUT", 10.0)
         self.first_byte_timeout = self._number(env, "FREERIDE_FIRST_BYTE_TIMEOUT", 90.0)
         self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 60.0)
@@ -209,6 +212,14 @@ class Config:
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+
+def is_loopback(host):
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
 
 
 # =============================================================================================
@@ -581,8 +592,9 @@ class Pool:
     """
     MAX_IDLE = 16
 
-    def __init__(self, connect_timeout):
+    def __init__(self, connect_timeout, ca_bundle=""):
         self.connect_timeout = connect_timeout
+        self.ca_bundle = ca_bundle
         self.idle = {}
         self.lock = threading.Lock()
         self.proxies = urllib.request.getproxies_environment()
@@ -591,7 +603,7 @@ class Pool:
     @property
     def tls(self):
         if self._tls is None:
-            self._tls = ssl.create_default_context()
+            self._tls = ssl.create_default_context(cafile=self.ca_bundle or None)
         return self._tls
 
     def _target(self, url):
@@ -1288,6 +1300,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_request(self):
         gateway = self.server.gateway
+        self.extra_headers = {}
         with gateway.active_lock:
             gateway.active += 1
         try:
@@ -1320,6 +1333,7 @@ class Handler(BaseHTTPRequestHandler):
                 f"Content-Type: {content_type}",
                 f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        head += [f"{k}: {v}" for k, v in getattr(self, "extra_headers", {}).items()]
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
@@ -1341,6 +1355,7 @@ class Handler(BaseHTTPRequestHandler):
         head = ["HTTP/1.1 200 OK", f"Server: {self.server_version}",
                 "Content-Type: text/event-stream", "Cache-Control: no-cache"]
         head += [f"{k}: {v}" for k, v in headers.items()]
+        head += [f"{k}: {v}" for k, v in self.extra_headers.items()]
         head.append("Transfer-Encoding: chunked" if self.chunked else "Connection: close")
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
 
@@ -1556,7 +1571,7 @@ class Gateway:
         self.writer = Writer(config.home, config.events, observe=self.stats.observe)
         self.writer.ticks.append(self.stats.flush)
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
-        self.pool = Pool(config.connect_timeout)
+        self.pool = Pool(config.connect_timeout, config.ca_bundle)
         self.router = Router(config, self.cooldowns, self.writer)
         self.routes = {
             "/health": {"GET": self.health},
@@ -1572,6 +1587,10 @@ class Gateway:
         self.active_lock = threading.Lock()
         self.server = Server((config.host, config.port), Handler, self)
         self.port = self.server.server_address[1]
+        # Host names a loopback gateway answers to (None: bound beyond loopback, key required)
+        bound = config.host.strip("[]").lower()
+        self.local_hosts = {"localhost", "127.0.0.1", "[::1]", bound, f"[{bound}]"} \
+            if is_loopback(config.host) else None
         self.thread = None
 
     @property
@@ -1605,6 +1624,14 @@ class Gateway:
     # -- routing --------------------------------------------------------------------------
     def dispatch(self, handler):
         path = urllib.parse.urlsplit(handler.path).path
+        self.check_browser(handler)
+        if handler.command == "OPTIONS":  # an allowed browser's CORS preflight
+            handler.reply(204, b"", {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": handler.headers.get(
+                    "Access-Control-Request-Headers") or "authorization, content-type, x-api-key",
+                "Access-Control-Max-Age": "600"})
+            return
         if self.config.api_key and not (path == "/health" and handler.command in ("GET", "HEAD")):
             self.check_client_key(handler)
         methods = self.routes.get(path) or self.routes.get("/v1" + path)
@@ -1616,6 +1643,29 @@ class Gateway:
             raise HTTPError(405, f"{handler.command} is not allowed on {path}",
                             code="method_not_allowed", headers={"Allow": ", ".join(methods)})
         action(handler)
+
+    def check_browser(self, handler):
+        """Refuse DNS-rebinding Host names and web pages the user did not allow.
+
+        On loopback, only Host values that name this machine are served; any request with a
+        browser Origin must name an origin listed in FREERIDE_ALLOWED_ORIGINS.
+        """
+        host = handler.headers.get("Host")
+        if host is not None and self.local_hosts is not None:
+            name = host.strip().lower()
+            name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
+            if name not in self.local_hosts:
+                raise HTTPError(403, f"Host {host!r} does not name this machine (FreeRide "
+                                "answers only localhost names, against DNS rebinding)",
+                                kind="permission_error", code="forbidden_host")
+        origin = handler.headers.get("Origin")
+        if origin is not None:
+            if origin.rstrip("/") not in self.config.allowed_origins:
+                raise HTTPError(403, f"requests from the web page {origin!r} are not allowed "
+                                "(add it to FREERIDE_ALLOWED_ORIGINS to allow it)",
+                                kind="permission_error", code="forbidden_origin")
+            handler.extra_headers["Access-Control-Allow-Origin"] = origin
+            handler.extra_headers["Vary"] = "Origin"
 
     def check_client_key(self, handler):
         """With FREERIDE_API_KEY set, every request must carry it (compared in constant time)."""
@@ -1996,14 +2046,6 @@ def _has_images(messages):
 GRACE_SECONDS = 20  # how long a stopping gateway waits for requests in flight
 
 
-def is_loopback(host):
-    try:
-        return all(ipaddress.ip_address(info[4][0]).is_loopback
-                   for info in socket.getaddrinfo(host, None))
-    except (OSError, ValueError):
-        return False
-
-
 def cmd_serve(args, config):
     if not is_loopback(config.host) and not config.api_key:
         print(f"freeride: refusing to listen on {config.host}: it is reachable from other "
@@ -2281,7 +2323,7 @@ def cmd_list(args, config):
                   + "; ".join(f"{n}: {how}" for n, how in config.unconfigured), file=sys.stderr)
             return 1
         else:
-            pool = Pool(config.connect_timeout)
+            pool = Pool(config.connect_timeout, config.ca_bundle)
             try:
                 entries = Catalog(config, pool, Cooldowns(config.home / "cooldown.json",
                                                           None)).build()
@@ -2341,7 +2383,7 @@ def cmd_doctor(args, config):
             line("info", f"{name}: not configured ({how})")
     if not config.routes:
         line("bad", "no provider has a key", "set at least one key variable (see README)")
-    pool = Pool(min(config.connect_timeout, 5))
+    pool = Pool(min(config.connect_timeout, 5), config.ca_bundle)
     try:
         for route in config.routes:
             for key in route.keys:
