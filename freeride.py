@@ -135,6 +135,7 @@ class Config:
         self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 60.0)
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
+        self.client_timeout = self._number(env, "FREERIDE_CLIENT_TIMEOUT", 60.0)
         self.demo = demo
         # unconfigured: (provider, what to set); half_configured: providers set up halfway
         self.routes, self.unconfigured, self.half_configured = self._routes(env, demo)
@@ -1283,9 +1284,8 @@ class Handler(BaseHTTPRequestHandler):
     """One client connection: HTTP/1.1 keep-alive, every answer (even a parse error) as JSON."""
     protocol_version = "HTTP/1.1"
     server_version = "FreeRide/" + __version__
-    timeout = 60  # a silent client frees its thread after this long
-
     def setup(self):
+        self.timeout = self.server.gateway.config.client_timeout  # a silent client is dropped
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
