@@ -1479,14 +1479,30 @@ class Gateway:
         candidates = resolve(self.config.routes, model.strip(), tools, vision)
         self.writer.event(req=rid, event="request", model=model, stream=stream,
                           path="/v1/chat/completions")
+        answer = self.exchange(handler, rid, request, candidates)
+        if answer is None:
+            return
+        route, used, body, doc = answer
+        body = body.rstrip()
+        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
+        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
+                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+
+    def exchange(self, handler, rid, payload, candidates, encoder=None):
+        """Walk the candidates with one chat-completions payload, for every dialect.
+
+        Streamed (payload["stream"]), the answer goes to the client through `encoder` and None
+        is returned; plain, the answer is returned as (route, model, body bytes, doc). Nothing
+        left, or the client's own error: raised as the HTTPError to answer.
+        """
         deadline = time.monotonic() + self.config.request_deadline
         try:
-            if stream:
-                self.relay_stream(handler, rid, request, candidates, deadline)
-                return
+            if payload.get("stream"):
+                self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
+                return None
             route, key, used, (body, doc) = self.router.walk(
                 rid, candidates, lambda r, k, m, t: self.read_answer(
-                    self.open(r, k, "/chat/completions", dict(request, model=m), t)),
+                    self.open(r, k, "/chat/completions", dict(payload, model=m), t)),
                 deadline)
         except Exhausted as e:
             raise self.exhausted(rid, e) from None
@@ -1495,10 +1511,7 @@ class Gateway:
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"))
-        body = body.rstrip()
-        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
-        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
-                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+        return route, used, body, doc
 
     def embeddings(self, handler):
         request = handler.read_json(self.config.max_body)
@@ -1595,10 +1608,15 @@ class Gateway:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
 
-    def relay_stream(self, handler, rid, request, candidates, deadline):
-        """Stream the first candidate that produces content; relay each event as it comes."""
+    def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
+        """Stream the first candidate that produces content; relay each event as it comes.
+
+        The upstream speaks chat completions; `encoder` writes each event in the client's
+        dialect (default: chat completions, passed through as they are).
+        """
         options = request.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        encoder = encoder or ChatEncoder(wants_usage)
 
         def send(route, key, model, timeout):
             payload = dict(request, model=model)
@@ -1614,30 +1632,31 @@ class Gateway:
         try:
             handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
                                   "X-FreeRide-Model": used})
+            self._send(handler, encoder.start(used))
             for event in itertools.chain(held, self._rest(events, response)):
                 if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
                                              and isinstance(event.doc.get("usage"), dict)):
                     usage = event.doc["usage"]
-                    if event.kind == "usage" and not wants_usage:
-                        continue
                 if event.kind == "error":
                     failure = stream_error(event, response.headers)
                     message = classify(route.provider, failure.status, failure.headers,
                                        failure.body).message
-                    self._end_with_error(handler, f"{route.name}: {self.config.redact(message)}")
+                    self._end_with_error(handler, encoder,
+                                         f"{route.name}: {self.config.redact(message)}")
                     outcome = "error"
                     break
-                handler.send_event(event.raw)
+                self._send(handler, encoder.chunk(event))
                 if event.kind == "done":
                     break
             else:
-                self._end_with_error(handler, f"{route.name}: the stream ended without [DONE]")
+                self._end_with_error(handler, encoder,
+                                     f"{route.name}: the stream ended without [DONE]")
                 outcome = "cut"
             handler.end_stream()
         except UpstreamFailure as e:  # the upstream broke off after content was sent
             outcome = "cut"
             try:
-                self._end_with_error(handler, f"{route.name}: {e.reason}")
+                self._end_with_error(handler, encoder, f"{route.name}: {e.reason}")
                 handler.end_stream()
             except OSError:
                 pass
@@ -1670,11 +1689,14 @@ class Gateway:
             raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}") from None
 
     @staticmethod
-    def _end_with_error(handler, message):
-        error = {"error": {"message": message, "type": "upstream_error",
-                           "code": "stream_interrupted", "param": None}}
-        handler.send_event(b"data: " + json.dumps(error).encode())
-        handler.send_event(b"data: [DONE]")
+    def _send(handler, events):
+        for data in events:
+            handler.send_event(data)
+
+    @staticmethod
+    def _end_with_error(handler, encoder, message):
+        for data in encoder.error(message):
+            handler.send_event(data)
 
     def _finish(self, response):
         """After [DONE]: read what is left of the body briefly, then pool the connection."""
@@ -1700,6 +1722,40 @@ def _has_images(messages):
                                              for p in content):
             return True
     return False
+
+
+# =============================================================================================
+# dialects
+# =============================================================================================
+#
+# Every route speaks to the providers in chat completions and walks the same Router. A dialect
+# is a translation on either side of that walk: its request into a chat-completions payload,
+# the plain answer back into its own shape, and, for streams, an encoder that the shared relay
+# loop (Gateway.relay_stream) hands each upstream event to. An encoder has three methods, each
+# returning the SSE events (bytes, without their blank line) to send to the client:
+#
+#   start(model)   once, when the first content is in and the stream head is sent
+#   chunk(event)   for each upstream Event (content, chunk, usage, comment, done)
+#   error(message) when the upstream fails after content was sent; the stream then ends
+
+class ChatEncoder:
+    """Chat completions: the upstream's own events, passed through byte for byte."""
+
+    def __init__(self, wants_usage):
+        self.wants_usage = wants_usage
+
+    def start(self, model):
+        return []
+
+    def chunk(self, event):
+        if event.kind == "usage" and not self.wants_usage:
+            return []
+        return [event.raw]
+
+    def error(self, message):
+        error = {"error": {"message": message, "type": "upstream_error",
+                           "code": "stream_interrupted", "param": None}}
+        return [b"data: " + json.dumps(error).encode(), b"data: [DONE]"]
 
 
 # =============================================================================================
