@@ -1786,6 +1786,9 @@ def cmd_serve(args, config):
         print(f"freeride: cannot listen on {config.host}:{config.port}: {reason}",
               file=sys.stderr)
         return 1
+    stop = threading.Event()  # before the first line, which tells a supervisor it may signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     url = gateway.url
     print(f"freeride {__version__} gateway listening on {url}")
     if config.routes:
@@ -1802,9 +1805,6 @@ def cmd_serve(args, config):
     print(f"    export OPENAI_API_BASE={url}/v1")
     print("    export OPENAI_API_KEY=any")
     sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     gateway.start()
     while not stop.wait(3600):
         pass
