@@ -644,7 +644,9 @@ def stream_error(event, headers):
         status = 502
     if not 400 <= status <= 599:
         status = 502
-    return UpstreamFailure(status, headers, event.raw, reason="error event in the stream")
+    # The classifier reads the event's JSON (messages, retry hints), not its SSE framing.
+    body = json.dumps(event.doc).encode() if isinstance(event.doc, dict) else event.raw
+    return UpstreamFailure(status, headers, body, reason="error event in the stream")
 
 
 # =============================================================================================
