@@ -17,7 +17,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   upstream  a keep-alive connection pool over http.client, and the SSE event reader
   router    model resolution, the failure classifier and the walk over (provider, key)
   front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
-  dialects  chat completions, plain and streamed
+  dialects  translations onto that one walk: chat completions (passed through) and the
+            Anthropic Messages API (Claude Code)
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -130,6 +131,7 @@ class Config:
         self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 60.0)
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
+        self.claude_model = env.get("FREERIDE_CLAUDE_MODEL", "").strip()
         self.demo = demo
         self.routes, self.unconfigured = self._routes(env, demo)
         secrets_ = sorted({k.secret for r in self.routes for k in r.keys} | {self.api_key} - {""},
@@ -988,7 +990,8 @@ class Router:
 # =============================================================================================
 
 class HTTPError(Exception):
-    """An error answered to the client as OpenAI-shaped JSON."""
+    """An error answered to the client as OpenAI-shaped JSON (Anthropic-shaped on the
+    Anthropic routes)."""
 
     def __init__(self, status, message, kind="invalid_request_error", code=None, headers=None,
                  **extra):
@@ -997,7 +1000,11 @@ class HTTPError(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    def body(self):
+    def body(self, anthropic=False):
+        if anthropic:
+            error = {"type": anthropic_error_type(self.status), "message": str(self)}
+            error.update(self.extra)
+            return json.dumps({"type": "error", "error": error}).encode()
         error = {"message": str(self), "type": self.kind, "code": self.code, "param": None}
         error.update(self.extra)
         return json.dumps({"error": error}).encode()
@@ -1106,7 +1113,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, json.dumps(doc).encode(), headers)
 
     def reply_error(self, error):
-        self.reply(error.status, error.body(), error.headers)
+        anthropic = is_anthropic_path(getattr(self, "path", ""))
+        self.reply(error.status, error.body(anthropic), error.headers)
 
     def start_stream(self, headers):
         """Send the head of a server-sent event stream (chunked under HTTP/1.1)."""
@@ -1306,10 +1314,13 @@ class Gateway:
         self.pool = Pool(config.connect_timeout)
         self.router = Router(config, self.cooldowns, self.writer)
         self.routes = {
+            "/": {"GET": self.root},
             "/health": {"GET": self.health},
             "/v1/chat/completions": {"POST": self.chat},
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.models},
+            "/v1/messages": {"POST": self.messages},
+            "/v1/messages/count_tokens": {"POST": self.count_tokens},
         }
         self.catalog = Catalog(self)
         self.active = 0  # requests being answered right now
@@ -1370,6 +1381,10 @@ class Gateway:
             raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
                             "'Authorization: Bearer <key>' or 'x-api-key'",
                             kind="authentication_error", code="invalid_api_key")
+
+    def root(self, handler):
+        """GET and HEAD /: Claude Code checks that its base URL answers."""
+        handler.reply_json(200, {"status": "ok", "service": "freeride", "version": __version__})
 
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
@@ -1489,6 +1504,59 @@ class Gateway:
         body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
         handler.reply(200, body, {"X-FreeRide-Provider": route.name,
                                   "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+
+    def messages(self, handler):
+        """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
+        request, stream, model = self._dialect_request(handler)
+        payload, dropped = anthropic_to_chat(request)
+        rid, candidates = self._dialect_start("/v1/messages", request, payload, model, dropped)
+        answer = self.exchange(handler, rid, payload, candidates,
+                               AnthropicEncoder(estimate_tokens(payload["messages"])))
+        if answer is not None:
+            route, used, _, doc = answer
+            message = dict(chat_to_anthropic(doc, used), _freeride_provider=route.name)
+            handler.reply_json(200, message, {"X-FreeRide-Provider": route.name,
+                                              "X-FreeRide-Request-Id": rid,
+                                              "X-FreeRide-Model": used})
+
+    def count_tokens(self, handler):
+        """POST /v1/messages/count_tokens: an estimate (no provider is asked), which is what
+        Claude Code needs it for: judging how full its context is."""
+        request = handler.read_json(self.config.max_body)
+        if not isinstance(request.get("messages"), list):
+            raise HTTPError(400, "`messages` must be a list", param="messages")
+        counted = [request.get(field) for field in ("system", "messages", "tools")]
+        handler.reply_json(200, {"input_tokens": estimate_tokens(counted)})
+
+    def _dialect_request(self, handler):
+        """The request body of a dialect route, with its checked `stream` and `model`."""
+        request = handler.read_json(self.config.max_body)
+        model = request.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise HTTPError(400, "`model` is required and must be a string", param="model")
+        stream = request.get("stream", False)
+        if not isinstance(stream, bool):
+            raise HTTPError(400, "`stream` must be true or false", param="stream")
+        return request, stream, model.strip()
+
+    def _dialect_start(self, path, request, payload, model, dropped):
+        """A request id and the candidates for a translated payload, logged as a request."""
+        if not self.config.routes:
+            raise self.no_providers()
+        tools, vision = bool(payload.get("tools")), _has_images(payload["messages"])
+        if path == "/v1/messages" and model.lower().startswith("claude-"):
+            # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
+            candidates = resolve(self.config.routes, self.config.claude_model, tools, vision) \
+                if self.config.claude_model else resolve(self.config.routes, "auto", True, vision)
+        else:
+            candidates = resolve(self.config.routes, model, tools, vision)
+        rid = new_request_id()
+        self.writer.event(req=rid, event="request", model=model, stream=payload["stream"],
+                          path=path)
+        if dropped:
+            self.writer.event(req=rid, event="dropped", tools=dropped,
+                              message="tools only the original service runs were not sent on")
+        return rid, candidates
 
     def exchange(self, handler, rid, payload, candidates, encoder=None):
         """Walk the candidates with one chat-completions payload, for every dialect.
@@ -1758,6 +1826,378 @@ class ChatEncoder:
         error = {"error": {"message": message, "type": "upstream_error",
                            "code": "stream_interrupted", "param": None}}
         return [b"data: " + json.dumps(error).encode(), b"data: [DONE]"]
+
+
+def _sse(name, doc):
+    """One named event, as the Anthropic and Responses APIs stream them."""
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _new_id(prefix):
+    return prefix + os.urandom(12).hex()
+
+
+def _text_of(content):
+    """The text of a string, or of a list of text blocks or parts (other kinds are skipped)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _user_content(parts):
+    """Chat content for a user message: a plain string unless it carries images."""
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def _tool_input(arguments):
+    """A tool call's arguments (a JSON string from the model) as an object."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:  # the model wrote broken JSON: keep it, so the agent can say so
+        return {"_unparsed_arguments": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _answer_message(doc):
+    """(message, finish_reason, usage) of a plain chat-completion answer."""
+    choices = doc.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+        else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    return message, choice.get("finish_reason"), usage
+
+
+def _tool_calls(message):
+    return [c for c in message.get("tool_calls") or () if isinstance(c, dict)
+            and isinstance(c.get("function"), dict)]
+
+
+def estimate_tokens(value):
+    """A rough token count of a request: about four characters a token, 1600 per image.
+
+    Used where no upstream has counted yet (count_tokens, a stream's first usage figure).
+    """
+    def chars(v):
+        if isinstance(v, dict):
+            if v.get("type") in ("image", "image_url", "input_image"):
+                return 6400
+            return sum(len(str(k)) + chars(x) for k, x in v.items())
+        if isinstance(v, list):
+            return sum(chars(x) for x in v)
+        return len(v) if isinstance(v, str) else len(json.dumps(v))
+    return max(1, chars(value) // 4)
+
+
+class BlockEncoder:
+    """The part the Anthropic and Responses encoders share: chat-completion deltas become
+    blocks opened and closed in order, text, then each tool call by its index.
+
+    A subclass renders: open_text(), text(piece), open_tool(call_id, name), arguments(piece),
+    close(kind), end() once the upstream said [DONE], and start() / error() of the encoder
+    interface.
+    """
+    call_prefix = "call_"
+
+    def __init__(self, input_estimate):
+        self.input_estimate = input_estimate
+        self.open = None           # ("text", None) or ("tool", the upstream's tool-call index)
+        self.finish_reason = None
+        self.usage = {}
+        self.tools_called = False
+        self.chars = 0             # of text and arguments, for usage when the upstream gives none
+
+    def chunk(self, event):
+        if event.kind == "done":
+            return self._close() + self.end()
+        doc = event.doc if event.doc is not None else read_event(event.raw).doc
+        if event.kind == "comment" or not isinstance(doc, dict):
+            return []
+        if isinstance(doc.get("usage"), dict):
+            self.usage = doc["usage"]
+        choices = doc.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices \
+            and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        out = []
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            if self.open != ("text", None):
+                out += self._close() + self.open_text()
+                self.open = ("text", None)
+            self.chars += len(text)
+            out += self.text(text)
+        for call in delta.get("tool_calls") or ():
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            index = call.get("index", 0)
+            if self.open != ("tool", index):
+                out += self._close()
+                self.open = ("tool", index)
+                self.tools_called = True
+                out += self.open_tool(call.get("id") or _new_id(self.call_prefix),
+                                      function.get("name") or "")
+            arguments = function.get("arguments")
+            if isinstance(arguments, str) and arguments:
+                self.chars += len(arguments)
+                out += self.arguments(arguments)
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+            out += self._close()
+        return out
+
+    def _close(self):
+        if self.open is None:
+            return []
+        kind, self.open = self.open[0], None
+        return self.close(kind)
+
+    def tokens(self):
+        """(input, output) tokens: the upstream's count, else an estimate."""
+        usage = self.usage
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return (prompt if isinstance(prompt, int) else self.input_estimate,
+                completion if isinstance(completion, int) else (self.chars + 3) // 4)
+
+
+# -- Anthropic Messages (Claude Code) ---------------------------------------------------------
+
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                  "function_call": "tool_use", "content_filter": "refusal"}
+ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
+
+
+def is_anthropic_path(path):
+    path = urllib.parse.urlsplit(path or "").path
+    return path in ANTHROPIC_PATHS or "/v1" + path in ANTHROPIC_PATHS
+
+
+def anthropic_error_type(status):
+    return ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_stop_reason(finish_reason, tools_called):
+    """Anthropic's stop_reason for a chat finish_reason. OpenAI does not say which stop
+    sequence ended an answer, so a matched stop sequence reads as end_turn."""
+    if finish_reason == "length":
+        return "max_tokens"
+    if tools_called:
+        return "tool_use"
+    return ANTHROPIC_STOP.get(finish_reason, "end_turn")
+
+
+def _anthropic_image(source):
+    if not isinstance(source, dict):
+        return None
+    if source.get("type") == "base64" and isinstance(source.get("data"), str):
+        return f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
+    return None
+
+
+def _anthropic_blocks(content, where):
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise HTTPError(400, f"{where}.content must be a string or a list of content blocks",
+                        param=f"{where}.content")
+    return content
+
+
+def _anthropic_message(message, where):
+    """The chat messages for one Anthropic message (a user turn with tool results becomes
+    tool messages first, then the rest of the turn as a user message)."""
+    role = message["role"]
+    blocks = _anthropic_blocks(message.get("content"), where)
+    if role == "system":
+        return [{"role": "system", "content": _text_of(blocks)}]
+    if role == "assistant":
+        texts, calls = [], []
+        for block in blocks:
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif block.get("type") == "tool_use":
+                calls.append({"id": str(block.get("id") or _new_id("toolu_")), "type": "function",
+                              "function": {"name": str(block.get("name") or ""),
+                                           "arguments": json.dumps(block.get("input") or {})}})
+            # thinking and redacted_thinking are signed for Claude only; other models skip them
+        out = {"role": "assistant", "content": "\n".join(texts) if texts or not calls else None}
+        if calls:
+            out["tool_calls"] = calls
+        return [out]
+    results, parts = [], []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "tool_result":
+            inner = _anthropic_blocks(block.get("content") or "", f"{where}.tool_result")
+            text = _text_of(inner)
+            if block.get("is_error"):
+                text = "Error: " + text
+            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""),
+                            "content": text})
+            blocks_after = [b for b in inner if b.get("type") == "image"]
+        elif kind in ("text", "image"):
+            blocks_after = [block]
+        elif kind == "document" and isinstance(block.get("source"), dict) \
+                and block["source"].get("type") == "text":
+            blocks_after = [{"type": "text", "text": str(block["source"].get("data") or "")}]
+        else:
+            blocks_after = []
+        for b in blocks_after:  # images of tool results follow in the user message
+            if b.get("type") == "text" and isinstance(b.get("text"), str):
+                parts.append({"type": "text", "text": b["text"]})
+            elif b.get("type") == "image" and _anthropic_image(b.get("source")):
+                parts.append({"type": "image_url",
+                              "image_url": {"url": _anthropic_image(b.get("source"))}})
+    if parts:
+        results.append({"role": "user", "content": _user_content(parts)})
+    return results
+
+
+def anthropic_to_chat(body):
+    """A chat-completions payload for an Anthropic Messages request, and the names of the
+    tools dropped (server tools such as web search, which only Anthropic runs).
+
+    thinking, output_config, context_management, metadata, top_k and the like are accepted
+    and not sent on: the free models have no use for them.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
+    system = body.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        raise HTTPError(400, "`system` must be a string or a list of text blocks", param="system")
+    chat = []
+    if _text_of(system):
+        chat.append({"role": "system", "content": _text_of(system)})
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant",
+                                                                         "system"):
+            raise HTTPError(400, f"messages.{i} must be an object with a role of user, assistant "
+                            "or system", param=f"messages.{i}")
+        chat += _anthropic_message(message, f"messages.{i}")
+    payload = {"messages": chat, "stream": body.get("stream") is True}
+    tools, dropped = [], []
+    for tool in body.get("tools") or ():
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise HTTPError(400, "each of `tools` must be an object with a name", param="tools")
+        if not isinstance(tool.get("input_schema"), dict):
+            dropped.append(str(tool.get("type") or tool["name"]))
+            continue
+        schema = {k: v for k, v in tool["input_schema"].items() if k != "$schema"}
+        tools.append({"type": "function", "function": {
+            "name": tool["name"], "description": str(tool.get("description") or ""),
+            "parameters": schema}})
+    if tools:
+        payload["tools"] = tools
+        choice = body.get("tool_choice")
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind in ("auto", "none"):
+            payload["tool_choice"] = kind
+        elif kind == "any":
+            payload["tool_choice"] = "required"
+        elif kind == "tool" and isinstance(choice.get("name"), str):
+            payload["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        if isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True:
+            payload["parallel_tool_calls"] = False
+    for field in ("max_tokens", "temperature", "top_p"):
+        if field in body:
+            payload[field] = body[field]
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list) and stops:
+        payload["stop"] = stops
+    return payload, dropped
+
+
+def chat_to_anthropic(doc, model):
+    """An Anthropic `message` for a plain chat-completion answer."""
+    message, finish_reason, usage = _answer_message(doc)
+    content = []
+    text = _text_of(message.get("content"))
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in _tool_calls(message):
+        content.append({"type": "tool_use", "id": str(call.get("id") or _new_id("toolu_")),
+                        "name": str(call["function"].get("name") or ""),
+                        "input": _tool_input(call["function"].get("arguments"))})
+    return {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
+            "content": content or [{"type": "text", "text": ""}],
+            "stop_reason": anthropic_stop_reason(finish_reason, any(
+                b["type"] == "tool_use" for b in content)),
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage.get("prompt_tokens") or 0,
+                      "output_tokens": usage.get("completion_tokens") or 0,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+
+class AnthropicEncoder(BlockEncoder):
+    """A chat-completion stream as Anthropic's: message_start, ping, then per block
+    content_block_start / content_block_delta... / content_block_stop, then message_delta
+    (stop reason, usage) and message_stop; a failure is an `error` event."""
+    call_prefix = "toolu_"
+
+    def __init__(self, input_estimate):
+        super().__init__(input_estimate)
+        self.index = -1
+
+    def start(self, model):
+        message = {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
+                   "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": self.input_estimate, "output_tokens": 0,
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+        return [_sse("message_start", {"type": "message_start", "message": message}),
+                _sse("ping", {"type": "ping"})]
+
+    def _block(self, block):
+        self.index += 1
+        return [_sse("content_block_start", {"type": "content_block_start", "index": self.index,
+                                             "content_block": block})]
+
+    def _delta(self, delta):
+        return [_sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                             "delta": delta})]
+
+    def open_text(self):
+        return self._block({"type": "text", "text": ""})
+
+    def text(self, piece):
+        return self._delta({"type": "text_delta", "text": piece})
+
+    def open_tool(self, call_id, name):
+        return self._block({"type": "tool_use", "id": call_id, "name": name, "input": {}})
+
+    def arguments(self, piece):
+        return self._delta({"type": "input_json_delta", "partial_json": piece})
+
+    def close(self, kind):
+        return [_sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def end(self):
+        prompt, completion = self.tokens()
+        delta = {"stop_reason": anthropic_stop_reason(self.finish_reason, self.tools_called),
+                 "stop_sequence": None}
+        return [_sse("message_delta", {"type": "message_delta", "delta": delta,
+                                       "usage": {"input_tokens": prompt,
+                                                 "output_tokens": completion}}),
+                _sse("message_stop", {"type": "message_stop"})]
+
+    def error(self, message):
+        return [_sse("error", {"type": "error", "error": {"type": "api_error",
+                                                          "message": message}})]
 
 
 # =============================================================================================
