@@ -17,8 +17,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   upstream  a keep-alive connection pool over http.client, and the SSE event reader
   router    model resolution, the failure classifier and the walk over (provider, key)
   front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
-  dialects  translations onto that one walk: chat completions (passed through) and the
-            Anthropic Messages API (Claude Code)
+  dialects  translations onto that one walk: chat completions (passed through), the
+            Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -1321,6 +1321,7 @@ class Gateway:
             "/v1/models": {"GET": self.models},
             "/v1/messages": {"POST": self.messages},
             "/v1/messages/count_tokens": {"POST": self.count_tokens},
+            "/v1/responses": {"POST": self.responses},
         }
         self.catalog = Catalog(self)
         self.active = 0  # requests being answered right now
@@ -1507,7 +1508,7 @@ class Gateway:
 
     def messages(self, handler):
         """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
-        request, stream, model = self._dialect_request(handler)
+        request, model = self._dialect_request(handler)
         payload, dropped = anthropic_to_chat(request)
         rid, candidates = self._dialect_start("/v1/messages", request, payload, model, dropped)
         answer = self.exchange(handler, rid, payload, candidates,
@@ -1528,8 +1529,22 @@ class Gateway:
         counted = [request.get(field) for field in ("system", "messages", "tools")]
         handler.reply_json(200, {"input_tokens": estimate_tokens(counted)})
 
+    def responses(self, handler):
+        """POST /v1/responses: the OpenAI Responses API (Codex), stateless, over the one walk."""
+        request, model = self._dialect_request(handler)
+        payload, names, dropped = responses_to_chat(request)
+        rid, candidates = self._dialect_start("/v1/responses", request, payload, model, dropped)
+        answer = self.exchange(handler, rid, payload, candidates,
+                               ResponsesEncoder(estimate_tokens(payload["messages"]), names))
+        if answer is not None:
+            route, used, _, doc = answer
+            response = dict(chat_to_response(doc, used, names), _freeride_provider=route.name)
+            handler.reply_json(200, response, {"X-FreeRide-Provider": route.name,
+                                               "X-FreeRide-Request-Id": rid,
+                                               "X-FreeRide-Model": used})
+
     def _dialect_request(self, handler):
-        """The request body of a dialect route, with its checked `stream` and `model`."""
+        """The request body of a dialect route (its `stream` checked) and its `model`."""
         request = handler.read_json(self.config.max_body)
         model = request.get("model")
         if not isinstance(model, str) or not model.strip():
@@ -1537,7 +1552,7 @@ class Gateway:
         stream = request.get("stream", False)
         if not isinstance(stream, bool):
             raise HTTPError(400, "`stream` must be true or false", param="stream")
-        return request, stream, model.strip()
+        return request, model.strip()
 
     def _dialect_start(self, path, request, payload, model, dropped):
         """A request id and the candidates for a translated payload, logged as a request."""
@@ -2198,6 +2213,339 @@ class AnthropicEncoder(BlockEncoder):
     def error(self, message):
         return [_sse("error", {"type": "error", "error": {"type": "api_error",
                                                           "message": message}})]
+
+
+# -- OpenAI Responses (Codex) -----------------------------------------------------------------
+
+class ToolNames:
+    """Responses tools flattened for chat, and the way back.
+
+    A `namespace` tool's functions become top-level functions under their own name, or
+    `<namespace>__<name>` where two namespaces share one; their calls come back with name and
+    namespace. A `custom` tool (free-form text input, Codex's apply_patch) becomes a function
+    taking one string, `input`; its calls come back as custom_tool_call items.
+    """
+
+    def __init__(self):
+        self.to_chat = {}    # (namespace or None, name) -> chat name
+        self.from_chat = {}  # chat name -> (namespace or None, name)
+        self.custom = set()  # chat names of custom tools
+
+    def add(self, namespace, name, custom=False):
+        chat = name if name not in self.from_chat else f"{namespace}__{name}"
+        self.to_chat[(namespace, name)] = chat
+        self.from_chat[chat] = (namespace, name)
+        if custom:
+            self.custom.add(chat)
+        return chat
+
+    def chat_name(self, namespace, name):
+        return self.to_chat.get((namespace, name)) or self.to_chat.get((None, name)) or name
+
+    def item(self, chat_name, call_id, arguments, status="completed"):
+        """The output item for a chat tool call: a function_call, or a custom_tool_call."""
+        namespace, name = self.from_chat.get(chat_name, (None, chat_name))
+        if chat_name in self.custom:
+            return {"type": "custom_tool_call", "id": _new_id("ctc_"), "call_id": call_id,
+                    "name": name, "input": custom_input(arguments), "status": status}
+        item = {"type": "function_call", "id": _new_id("fc_"), "call_id": call_id, "name": name,
+                "arguments": arguments, "status": status}
+        if namespace:
+            item["namespace"] = namespace
+        return item
+
+
+def custom_input(arguments):
+    """The raw text input of a custom tool call, from the function arguments it was sent as."""
+    text = _tool_input(arguments).get("input", "")
+    return text if isinstance(text, str) else json.dumps(text)
+
+
+def _responses_tools(tools):
+    """(chat tools, ToolNames, the types dropped) for a Responses `tools` list."""
+    names, functions, dropped = ToolNames(), [], []
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict):
+            raise HTTPError(400, "each of `tools` must be an object", param="tools")
+        if tool.get("type") in ("function", "custom"):
+            functions.append((None, tool))
+        elif tool.get("type") == "namespace":
+            functions += [(str(tool.get("name") or ""), t) for t in tool.get("tools") or ()
+                          if isinstance(t, dict) and t.get("type", "function") == "function"]
+        else:
+            dropped.append(str(tool.get("type")))
+    chat = []
+    for namespace, tool in sorted(functions, key=lambda f: f[0] is not None):
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise HTTPError(400, "a function tool needs a name", param="tools")
+        custom = tool.get("type") == "custom"
+        function = {"name": names.add(namespace, tool["name"], custom),
+                    "description": str(tool.get("description") or "")}
+        if custom:
+            form = tool.get("format") if isinstance(tool.get("format"), dict) else {}
+            grammar = f" It must follow this {form.get('syntax')} grammar:\n" \
+                f"{form['definition']}" if isinstance(form.get("definition"), str) else ""
+            function["parameters"] = {"type": "object", "required": ["input"], "properties": {
+                "input": {"type": "string", "description": "The tool's whole input, as raw text."
+                          + grammar}}}
+        elif isinstance(tool.get("parameters"), dict):  # `strict` is not sent: few free models know it
+            function["parameters"] = tool["parameters"]
+        else:
+            function["parameters"] = {"type": "object", "properties": {}}
+        chat.append({"type": "function", "function": function})
+    return chat, names, dropped
+
+
+def _responses_parts(content, where):
+    """Chat parts for the content of a Responses message item."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise HTTPError(400, f"{where}.content must be a string or a list of parts",
+                        param=f"{where}.content")
+    parts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") in ("input_text", "output_text", "text", "refusal", "summary_text"):
+            parts.append({"type": "text", "text": str(part.get("text") or part.get("refusal") or "")})
+        elif part.get("type") == "input_image":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, str) and url:
+                image = {"url": url}
+                if part.get("detail") in ("low", "high", "auto"):
+                    image["detail"] = part["detail"]
+                parts.append({"type": "image_url", "image_url": image})
+    return parts
+
+
+def responses_to_chat(body):
+    """(chat-completions payload, ToolNames, dropped tool types) for a Responses request.
+
+    Stateless: the whole conversation comes in `input`, as Codex sends it. Reasoning items
+    and items of tools the free models cannot run are skipped.
+    """
+    if body.get("previous_response_id"):
+        raise HTTPError(400, "`previous_response_id` is not supported: FreeRide stores no "
+                        "responses, so send the whole conversation in `input` (with Codex, "
+                        "keep the default store = false)", param="previous_response_id",
+                        code="unsupported_parameter")
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"type": "message", "role": "user", "content": items}]
+    if not isinstance(items, list) or not items:
+        raise HTTPError(400, "`input` must be a string or a non-empty list of items",
+                        param="input")
+    tools, names, dropped = _responses_tools(body.get("tools"))
+    chat, images = [], []
+    if isinstance(body.get("instructions"), str) and body["instructions"]:
+        chat.append({"role": "system", "content": body["instructions"]})
+
+    def flush_images():  # images a tool returned come after all the tool messages of a turn
+        if images:
+            chat.append({"role": "user", "content": list(images)})
+            images.clear()
+
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise HTTPError(400, f"input.{i} must be an object", param=f"input.{i}")
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind == "message":
+            role = {"developer": "system"}.get(item.get("role"), item.get("role"))
+            if role not in ("user", "assistant", "system"):
+                raise HTTPError(400, f"input.{i} has an unknown role {item.get('role')!r}",
+                                param=f"input.{i}.role")
+            flush_images()
+            parts = _responses_parts(item.get("content"), f"input.{i}")
+            if role == "user":
+                chat.append({"role": "user", "content": _user_content(parts) if parts else ""})
+            else:
+                chat.append({"role": role, "content": _text_of(parts)})
+        elif kind in ("function_call", "custom_tool_call"):
+            flush_images()
+            arguments = (item.get("arguments") or "{}") if kind == "function_call" \
+                else json.dumps({"input": str(item.get("input") or "")})
+            call = {"id": str(item.get("call_id") or item.get("id") or _new_id("call_")),
+                    "type": "function",
+                    "function": {"name": names.chat_name(item.get("namespace"),
+                                                         str(item.get("name") or "")),
+                                 "arguments": arguments}}
+            last = chat[-1] if chat else None
+            if last and last["role"] == "assistant":  # one assistant turn: its text, its calls
+                last.setdefault("tool_calls", []).append(call)
+                last["content"] = last["content"] or None
+            else:
+                chat.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            if isinstance(output, list):
+                parts = _responses_parts(output, f"input.{i}.output")
+                images += [p for p in parts if p["type"] == "image_url"]
+                output = _text_of(parts)
+            chat.append({"role": "tool", "tool_call_id": str(item.get("call_id") or ""),
+                         "content": output if isinstance(output, str) else json.dumps(output)})
+        # reasoning, item_reference, and the calls of dropped tools: nothing a chat model reads
+    flush_images()
+    payload = {"messages": chat, "stream": body.get("stream") is True}
+    if tools:
+        payload["tools"] = tools
+        choice = body.get("tool_choice")
+        if choice in ("auto", "none", "required"):
+            payload["tool_choice"] = choice
+        elif isinstance(choice, dict) and choice.get("type") == "function" \
+                and isinstance(choice.get("name"), str):
+            payload["tool_choice"] = {"type": "function", "function": {
+                "name": names.chat_name(choice.get("namespace"), choice["name"])}}
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            payload["parallel_tool_calls"] = body["parallel_tool_calls"]
+    if "max_output_tokens" in body:
+        payload["max_tokens"] = body["max_output_tokens"]
+    for field in ("temperature", "top_p"):
+        if field in body:
+            payload[field] = body[field]
+    text = body.get("text")
+    form = text.get("format") if isinstance(text, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema":
+        payload["response_format"] = {"type": "json_schema", "json_schema": {
+            k: form[k] for k in ("name", "schema", "strict", "description") if k in form}}
+    elif isinstance(form, dict) and form.get("type") == "json_object":
+        payload["response_format"] = {"type": "json_object"}
+    return payload, names, dropped
+
+
+def _responses_usage(prompt, completion):
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + completion}
+
+
+def _response(response_id, model, status, output, usage=None, error=None, incomplete=None):
+    return {"id": response_id, "object": "response", "created_at": int(time.time()),
+            "status": status, "error": error, "incomplete_details": incomplete, "model": model,
+            "output": output, "usage": usage}
+
+
+def _text_item(item_id, text, status="completed"):
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+
+
+def chat_to_response(doc, model, names):
+    """A Responses `response` object for a plain chat-completion answer."""
+    message, finish_reason, usage = _answer_message(doc)
+    output = []
+    text = _text_of(message.get("content"))
+    if text:
+        output.append(_text_item(_new_id("msg_"), text))
+    for call in _tool_calls(message):
+        arguments = call["function"].get("arguments")
+        output.append(names.item(str(call["function"].get("name") or ""),
+                                 str(call.get("id") or _new_id("call_")),
+                                 arguments if isinstance(arguments, str)
+                                 else json.dumps(arguments or {})))
+    incomplete = {"reason": "max_output_tokens"} if finish_reason == "length" else None
+    return _response(_new_id("resp_"), model, "incomplete" if incomplete else "completed",
+                     output, _responses_usage(usage.get("prompt_tokens") or 0,
+                                              usage.get("completion_tokens") or 0),
+                     incomplete=incomplete)
+
+
+class ResponsesEncoder(BlockEncoder):
+    """A chat-completion stream as the Responses API's events, each with a sequence_number:
+    response.created, response.in_progress, per output item output_item.added, its content
+    or arguments deltas and dones, output_item.done, then response.completed with usage (or
+    response.incomplete when the token limit cut it); a failure is `error` then
+    response.failed. No [DONE]."""
+
+    def __init__(self, input_estimate, names):
+        super().__init__(input_estimate)
+        self.names = names
+        self.sequence = 0
+        self.id = _new_id("resp_")
+        self.model = ""
+        self.output = []   # finished items
+        self.item = None   # the item being streamed
+        self.pieces = []   # its text or arguments so far
+
+    def _event(self, kind, /, **fields):
+        doc = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return [_sse(kind, doc)]
+
+    def _where(self):
+        return {"item_id": self.item["id"], "output_index": len(self.output)}
+
+    def start(self, model):
+        self.model = model
+        response = _response(self.id, model, "in_progress", [])
+        return (self._event("response.created", response=response)
+                + self._event("response.in_progress", response=response))
+
+    def open_text(self):
+        self.item, self.pieces = _text_item(_new_id("msg_"), "", "in_progress"), []
+        self.item["content"] = []
+        return (self._event("response.output_item.added", output_index=len(self.output),
+                            item=self.item)
+                + self._event("response.content_part.added", **self._where(), content_index=0,
+                              part={"type": "output_text", "text": "", "annotations": []}))
+
+    def text(self, piece):
+        self.pieces.append(piece)
+        return self._event("response.output_text.delta", **self._where(), content_index=0,
+                           delta=piece, logprobs=[])
+
+    def open_tool(self, call_id, name):
+        self.item, self.pieces = self.names.item(name, call_id, "", "in_progress"), []
+        return self._event("response.output_item.added", output_index=len(self.output),
+                           item=self.item)
+
+    def arguments(self, piece):
+        self.pieces.append(piece)
+        if self.item["type"] == "custom_tool_call":  # its input is sent whole, once decoded
+            return []
+        return self._event("response.function_call_arguments.delta", **self._where(),
+                           delta=piece)
+
+    def close(self, kind):
+        whole = "".join(self.pieces)
+        if kind == "text":
+            part = {"type": "output_text", "text": whole, "annotations": []}
+            done = _text_item(self.item["id"], whole)
+            out = (self._event("response.output_text.done", **self._where(), content_index=0,
+                               text=whole, logprobs=[])
+                   + self._event("response.content_part.done", **self._where(),
+                                 content_index=0, part=part))
+        elif self.item["type"] == "custom_tool_call":
+            done = dict(self.item, input=custom_input(whole), status="completed")
+            out = (self._event("response.custom_tool_call_input.delta", **self._where(),
+                               delta=done["input"])
+                   + self._event("response.custom_tool_call_input.done", **self._where(),
+                                 input=done["input"]))
+        else:
+            done = dict(self.item, arguments=whole, status="completed")
+            out = self._event("response.function_call_arguments.done", **self._where(),
+                              name=done["name"], arguments=whole)
+        out += self._event("response.output_item.done", output_index=len(self.output), item=done)
+        self.output.append(done)
+        self.item, self.pieces = None, []
+        return out
+
+    def end(self):
+        usage = _responses_usage(*self.tokens())
+        if self.finish_reason == "length":
+            return self._event("response.incomplete", response=_response(
+                self.id, self.model, "incomplete", self.output, usage,
+                incomplete={"reason": "max_output_tokens"}))
+        return self._event("response.completed", response=_response(
+            self.id, self.model, "completed", self.output, usage))
+
+    def error(self, message):
+        failure = {"code": "server_error", "message": message}
+        return (self._event("error", code="stream_interrupted", message=message, param=None)
+                + self._event("response.failed", response=_response(
+                    self.id, self.model, "failed", self.output, _responses_usage(*self.tokens()),
+                    error=failure)))
 
 
 # =============================================================================================
