@@ -1889,7 +1889,8 @@ def _answer_message(doc):
         else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
-    return message, choice.get("finish_reason"), usage
+    finish_reason = choice.get("finish_reason")
+    return message, finish_reason if isinstance(finish_reason, str) else None, usage
 
 
 def _tool_calls(message):
@@ -1960,13 +1961,13 @@ class BlockEncoder:
                 out += self._close()
                 self.open = ("tool", index)
                 self.tools_called = True
-                out += self.open_tool(call.get("id") or _new_id(self.call_prefix),
-                                      function.get("name") or "")
+                out += self.open_tool(str(call.get("id") or _new_id(self.call_prefix)),
+                                      str(function.get("name") or ""))
             arguments = function.get("arguments")
             if isinstance(arguments, str) and arguments:
                 self.chars += len(arguments)
                 out += self.arguments(arguments)
-        if choice.get("finish_reason"):
+        if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
             self.finish_reason = choice["finish_reason"]
             out += self._close()
         return out
@@ -2064,20 +2065,18 @@ def _anthropic_message(message, where):
                 text = "Error: " + text
             results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""),
                             "content": text})
-            blocks_after = [b for b in inner if b.get("type") == "image"]
-        elif kind in ("text", "image"):
-            blocks_after = [block]
+            kept = [b for b in inner if b.get("type") == "image"]  # they follow, in the user turn
         elif kind == "document" and isinstance(block.get("source"), dict) \
                 and block["source"].get("type") == "text":
-            blocks_after = [{"type": "text", "text": str(block["source"].get("data") or "")}]
+            kept = [{"type": "text", "text": str(block["source"].get("data") or "")}]
         else:
-            blocks_after = []
-        for b in blocks_after:  # images of tool results follow in the user message
+            kept = [block]
+        for b in kept:
+            url = _anthropic_image(b.get("source")) if b.get("type") == "image" else None
             if b.get("type") == "text" and isinstance(b.get("text"), str):
                 parts.append({"type": "text", "text": b["text"]})
-            elif b.get("type") == "image" and _anthropic_image(b.get("source")):
-                parts.append({"type": "image_url",
-                              "image_url": {"url": _anthropic_image(b.get("source"))}})
+            elif url:
+                parts.append({"type": "image_url", "image_url": {"url": url}})
     if parts:
         results.append({"role": "user", "content": _user_content(parts)})
     return results

@@ -271,6 +271,18 @@ class StreamTranslation(unittest.TestCase):
         for raw in (b": OPENROUTER PROCESSING", chunk({"reasoning_content": "hmm"}).encode()):
             self.assertEqual(encoder.chunk(freeride.read_event(raw)), [])
 
+    def test_malformed_upstream_chunks_do_not_break_the_stream(self):
+        reply = fakes.Reply(events=[
+            'data: {"choices": [{"delta": {"tool_calls": [{"index": [1], "id": 5, "function": '
+            '{"name": ["x"], "arguments": 7}}]}, "finish_reason": ["stop"]}]}',
+            'data: {"choices": "nope", "usage": "x"}', "data: [1, 2]",
+            'data: {"choices": [null, 3]}', chunk({"content": "ok", "tool_calls": "zz"}),
+            "data: [DONE]"])
+        events = encode(freeride.AnthropicEncoder(1), reply)
+        self.assertEqual(names(events)[-2:], ["message_delta", "message_stop"])
+        self.assertIn({"type": "text_delta", "text": "ok"},
+                      [d["delta"] for n, d in events if n == "content_block_delta"])
+
     def test_an_error_is_an_anthropic_error_event(self):
         [raw] = freeride.AnthropicEncoder(1).error("groq: the stream was cut")
         [(name, data)] = named_events(raw + b"\n\n")
