@@ -17,7 +17,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   upstream  a keep-alive connection pool over http.client, and the SSE event reader
   router    model resolution, the failure classifier and the walk over (provider, key)
   front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
-  dialects  chat completions, plain and streamed
+  dialects  translations onto that one walk: chat completions (passed through), the
+            Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -136,6 +137,7 @@ class Config:
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
         self.client_timeout = self._number(env, "FREERIDE_CLIENT_TIMEOUT", 60.0)
+        self.claude_model = env.get("FREERIDE_CLAUDE_MODEL", "").strip()
         self.demo = demo
         # unconfigured: (provider, what to set); half_configured: providers set up halfway
         self.routes, self.unconfigured, self.half_configured = self._routes(env, demo)
@@ -818,7 +820,9 @@ def stream_error(event, headers):
         status = 502
     if not 400 <= status <= 599:
         status = 502
-    return UpstreamFailure(status, headers, event.raw)
+    # The classifier reads the event's JSON (messages, retry hints), not its SSE framing.
+    body = json.dumps(event.doc).encode() if isinstance(event.doc, dict) else event.raw
+    return UpstreamFailure(status, headers, body)
 
 
 # =============================================================================================
@@ -1161,7 +1165,8 @@ class Router:
 # =============================================================================================
 
 class HTTPError(Exception):
-    """An error answered to the client as OpenAI-shaped JSON."""
+    """An error answered to the client as OpenAI-shaped JSON (Anthropic-shaped on the
+    Anthropic routes)."""
 
     def __init__(self, status, message, kind="invalid_request_error", code=None, headers=None,
                  **extra):
@@ -1170,7 +1175,11 @@ class HTTPError(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    def body(self):
+    def body(self, anthropic=False):
+        if anthropic:
+            error = {"type": anthropic_error_type(self.status), "message": str(self)}
+            error.update(self.extra)
+            return json.dumps({"type": "error", "error": error}).encode()
         error = {"message": str(self), "type": self.kind, "code": self.code, "param": None}
         error.update(self.extra)
         return json.dumps({"error": error}).encode()
@@ -1345,7 +1354,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, json.dumps(doc).encode(), headers)
 
     def reply_error(self, error):
-        self.reply(error.status, error.body(), error.headers)
+        anthropic = is_anthropic_path(getattr(self, "path", ""))
+        self.reply(error.status, error.body(anthropic), error.headers)
 
     def start_stream(self, headers):
         """Send the head of a server-sent event stream (chunked under HTTP/1.1)."""
@@ -1574,12 +1584,16 @@ class Gateway:
         self.pool = Pool(config.connect_timeout, config.ca_bundle)
         self.router = Router(config, self.cooldowns, self.writer)
         self.routes = {
+            "/": {"GET": self.root},
             "/health": {"GET": self.health},
             "/v1/chat/completions": {"POST": self.chat},
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.models},
             "/freeride/status": {"GET": self.status},
             "/metrics": {"GET": self.metrics},
+            "/v1/messages": {"POST": self.messages},
+            "/v1/messages/count_tokens": {"POST": self.count_tokens},
+            "/v1/responses": {"POST": self.responses},
         }
         self.catalog = Catalog(config, self.pool, self.cooldowns)
         self.hangups = Hangups()
@@ -1677,6 +1691,10 @@ class Gateway:
             raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
                             "'Authorization: Bearer <key>' or 'x-api-key'",
                             kind="authentication_error", code="invalid_api_key")
+
+    def root(self, handler):
+        """GET and HEAD /: Claude Code checks that its base URL answers."""
+        handler.reply_json(200, {"status": "ok", "service": "freeride", "version": __version__})
 
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
@@ -1806,14 +1824,97 @@ class Gateway:
         candidates = resolve(self.config.routes, model.strip(), tools, vision)
         self.writer.event(req=rid, event="request", model=model, stream=stream,
                           path="/v1/chat/completions")
+        answer = self.exchange(handler, rid, request, candidates)
+        if answer is None:
+            return
+        route, used, body, doc = answer
+        body = body.rstrip()
+        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
+        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
+                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+
+    def messages(self, handler):
+        """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
+        request, model = self._dialect_request(handler)
+        payload, dropped = anthropic_to_chat(request)
+        rid, candidates = self._dialect_start("/v1/messages", request, payload, model, dropped)
+        answer = self.exchange(handler, rid, payload, candidates,
+                               AnthropicEncoder(estimate_tokens(payload["messages"])))
+        if answer is not None:
+            route, used, _, doc = answer
+            message = dict(chat_to_anthropic(doc, used), _freeride_provider=route.name)
+            handler.reply_json(200, message, {"X-FreeRide-Provider": route.name,
+                                              "X-FreeRide-Request-Id": rid,
+                                              "X-FreeRide-Model": used})
+
+    def count_tokens(self, handler):
+        """POST /v1/messages/count_tokens: an estimate (no provider is asked), which is what
+        Claude Code needs it for: judging how full its context is."""
+        request = handler.read_json(self.config.max_body)
+        if not isinstance(request.get("messages"), list):
+            raise HTTPError(400, "`messages` must be a list", param="messages")
+        counted = [request.get(field) for field in ("system", "messages", "tools")]
+        handler.reply_json(200, {"input_tokens": estimate_tokens(counted)})
+
+    def responses(self, handler):
+        """POST /v1/responses: the OpenAI Responses API (Codex), stateless, over the one walk."""
+        request, model = self._dialect_request(handler)
+        payload, names, dropped = responses_to_chat(request)
+        rid, candidates = self._dialect_start("/v1/responses", request, payload, model, dropped)
+        answer = self.exchange(handler, rid, payload, candidates,
+                               ResponsesEncoder(estimate_tokens(payload["messages"]), names))
+        if answer is not None:
+            route, used, _, doc = answer
+            response = dict(chat_to_response(doc, used, names), _freeride_provider=route.name)
+            handler.reply_json(200, response, {"X-FreeRide-Provider": route.name,
+                                               "X-FreeRide-Request-Id": rid,
+                                               "X-FreeRide-Model": used})
+
+    def _dialect_request(self, handler):
+        """The request body of a dialect route (its `stream` checked) and its `model`."""
+        request = handler.read_json(self.config.max_body)
+        model = request.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise HTTPError(400, "`model` is required and must be a string", param="model")
+        stream = request.get("stream", False)
+        if not isinstance(stream, bool):
+            raise HTTPError(400, "`stream` must be true or false", param="stream")
+        return request, model.strip()
+
+    def _dialect_start(self, path, request, payload, model, dropped):
+        """A request id and the candidates for a translated payload, logged as a request."""
+        if not self.config.routes:
+            raise self.no_providers()
+        tools, vision = bool(payload.get("tools")), _has_images(payload["messages"])
+        if path == "/v1/messages" and model.lower().startswith("claude-"):
+            # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
+            candidates = resolve(self.config.routes, self.config.claude_model, tools, vision) \
+                if self.config.claude_model else resolve(self.config.routes, "auto", True, vision)
+        else:
+            candidates = resolve(self.config.routes, model, tools, vision)
+        rid = new_request_id()
+        self.writer.event(req=rid, event="request", model=model, stream=payload["stream"],
+                          path=path)
+        if dropped:
+            self.writer.event(req=rid, event="dropped", tools=dropped,
+                              message="tools only the original service runs were not sent on")
+        return rid, candidates
+
+    def exchange(self, handler, rid, payload, candidates, encoder=None):
+        """Walk the candidates with one chat-completions payload, for every dialect.
+
+        Streamed (payload["stream"]), the answer goes to the client through `encoder` and None
+        is returned; plain, the answer is returned as (route, model, body bytes, doc). Nothing
+        left, or the client's own error: raised as the HTTPError to answer.
+        """
         deadline = time.monotonic() + self.config.request_deadline
         try:
-            if stream:
-                self.relay_stream(handler, rid, request, candidates, deadline)
-                return
+            if payload.get("stream"):
+                self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
+                return None
             route, key, used, (body, doc) = self.router.walk(
                 rid, candidates, lambda r, k, m, t: self.read_answer(
-                    self.open(r, k, "/chat/completions", dict(request, model=m), t)),
+                    self.open(r, k, "/chat/completions", dict(payload, model=m), t)),
                 deadline)
         except Exhausted as e:
             raise self.exhausted(rid, e) from None
@@ -1822,10 +1923,7 @@ class Gateway:
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"))
-        body = body.rstrip()
-        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
-        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
-                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+        return route, used, body, doc
 
     def embeddings(self, handler):
         request = handler.read_json(self.config.max_body)
@@ -1923,10 +2021,15 @@ class Gateway:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
 
-    def relay_stream(self, handler, rid, request, candidates, deadline):
-        """Stream the first candidate that produces content; relay each event as it comes."""
+    def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
+        """Stream the first candidate that produces content; relay each event as it comes.
+
+        The upstream speaks chat completions; `encoder` writes each event in the client's
+        dialect (default: chat completions, passed through as they are).
+        """
         options = request.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        encoder = encoder or ChatEncoder(wants_usage)
 
         def send(route, key, model, timeout):
             payload = dict(request, model=model)
@@ -1943,30 +2046,31 @@ class Gateway:
         try:
             handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
                                   "X-FreeRide-Model": used})
+            self._send(handler, encoder.start(used))
             for event in itertools.chain(held, self._rest(events, response)):
                 if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
                                              and isinstance(event.doc.get("usage"), dict)):
                     usage = event.doc["usage"]
-                    if event.kind == "usage" and not wants_usage:
-                        continue
                 if event.kind == "error":
                     failure = stream_error(event, response.headers)
                     message = classify(route.provider, failure.status, failure.headers,
                                        failure.body).message
-                    self._end_with_error(handler, f"{route.name}: {self.config.redact(message)}")
+                    self._end_with_error(handler, encoder,
+                                         f"{route.name}: {self.config.redact(message)}")
                     outcome = "error"
                     break
-                handler.send_event(event.raw)
+                self._send(handler, encoder.chunk(event))
                 if event.kind == "done":
                     break
             else:
-                self._end_with_error(handler, f"{route.name}: the stream ended without [DONE]")
+                self._end_with_error(handler, encoder,
+                                     f"{route.name}: the stream ended without [DONE]")
                 outcome = "cut"
             handler.end_stream()
         except UpstreamFailure as e:  # the upstream broke off after content was sent
             outcome = "cut"
             try:
-                self._end_with_error(handler, f"{route.name}: {e.reason}")
+                self._end_with_error(handler, encoder, f"{route.name}: {e.reason}")
                 handler.end_stream()
             except OSError:
                 pass
@@ -2003,11 +2107,14 @@ class Gateway:
             raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}") from None
 
     @staticmethod
-    def _end_with_error(handler, message):
-        error = {"error": {"message": message, "type": "upstream_error",
-                           "code": "stream_interrupted", "param": None}}
-        handler.send_event(b"data: " + json.dumps(error).encode())
-        handler.send_event(b"data: [DONE]")
+    def _send(handler, events):
+        for data in events:
+            handler.send_event(data)
+
+    @staticmethod
+    def _end_with_error(handler, encoder, message):
+        for data in encoder.error(message):
+            handler.send_event(data)
 
     def _finish(self, response):
         """After [DONE]: read what is left of the body briefly, then pool the connection."""
@@ -2040,6 +2147,744 @@ def _has_images(messages):
 
 
 # =============================================================================================
+# dialects
+# =============================================================================================
+#
+# Every route speaks to the providers in chat completions and walks the same Router. A dialect
+# is a translation on either side of that walk: its request into a chat-completions payload,
+# the plain answer back into its own shape, and, for streams, an encoder that the shared relay
+# loop (Gateway.relay_stream) hands each upstream event to. An encoder has three methods, each
+# returning the SSE events (bytes, without their blank line) to send to the client:
+#
+#   start(model)   once, when the first content is in and the stream head is sent
+#   chunk(event)   for each upstream Event (content, chunk, usage, comment, done)
+#   error(message) when the upstream fails after content was sent; the stream then ends
+
+class ChatEncoder:
+    """Chat completions: the upstream's own events, passed through byte for byte."""
+
+    def __init__(self, wants_usage):
+        self.wants_usage = wants_usage
+
+    def start(self, model):
+        return []
+
+    def chunk(self, event):
+        if event.kind == "usage" and not self.wants_usage:
+            return []
+        return [event.raw]
+
+    def error(self, message):
+        error = {"error": {"message": message, "type": "upstream_error",
+                           "code": "stream_interrupted", "param": None}}
+        return [b"data: " + json.dumps(error).encode(), b"data: [DONE]"]
+
+
+def _sse(name, doc):
+    """One named event, as the Anthropic and Responses APIs stream them."""
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _new_id(prefix):
+    return prefix + os.urandom(12).hex()
+
+
+def _text_of(content):
+    """The text of a string, or of a list of text blocks or parts (other kinds are skipped)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _user_content(parts):
+    """Chat content for a user message: a plain string unless it carries images."""
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def _tool_input(arguments):
+    """A tool call's arguments (a JSON string from the model) as an object."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:  # the model wrote broken JSON: keep it, so the agent can say so
+        return {"_unparsed_arguments": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _answer_message(doc):
+    """(message, finish_reason, usage) of a plain chat-completion answer."""
+    choices = doc.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+        else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    finish_reason = choice.get("finish_reason")
+    return message, finish_reason if isinstance(finish_reason, str) else None, usage
+
+
+def _tool_calls(message):
+    return [c for c in message.get("tool_calls") or () if isinstance(c, dict)
+            and isinstance(c.get("function"), dict)]
+
+
+def estimate_tokens(value):
+    """A rough token count of a request: about four characters a token, 1600 per image.
+
+    Used where no upstream has counted yet (count_tokens, a stream's first usage figure).
+    """
+    def chars(v):
+        if isinstance(v, dict):
+            if v.get("type") in ("image", "image_url", "input_image"):
+                return 6400
+            return sum(len(str(k)) + chars(x) for k, x in v.items())
+        if isinstance(v, list):
+            return sum(chars(x) for x in v)
+        return len(v) if isinstance(v, str) else len(json.dumps(v))
+    return max(1, chars(value) // 4)
+
+
+class BlockEncoder:
+    """The part the Anthropic and Responses encoders share: chat-completion deltas become
+    blocks opened and closed in order, text, then each tool call by its index.
+
+    A subclass renders: open_text(), text(piece), open_tool(call_id, name), arguments(piece),
+    close(kind), end() once the upstream said [DONE], and start() / error() of the encoder
+    interface.
+    """
+    call_prefix = "call_"
+
+    def __init__(self, input_estimate):
+        self.input_estimate = input_estimate
+        self.open = None           # ("text", None) or ("tool", the upstream's tool-call index)
+        self.finish_reason = None
+        self.usage = {}
+        self.tools_called = False
+        self.chars = 0             # of text and arguments, for usage when the upstream gives none
+
+    def chunk(self, event):
+        if event.kind == "done":
+            return self._close() + self.end()
+        doc = event.doc if event.doc is not None else read_event(event.raw).doc
+        if event.kind == "comment" or not isinstance(doc, dict):
+            return []
+        if isinstance(doc.get("usage"), dict):
+            self.usage = doc["usage"]
+        choices = doc.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices \
+            and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        out = []
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            if self.open != ("text", None):
+                out += self._close() + self.open_text()
+                self.open = ("text", None)
+            self.chars += len(text)
+            out += self.text(text)
+        for call in delta.get("tool_calls") or ():
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            index = call.get("index", 0)
+            if self.open != ("tool", index):
+                out += self._close()
+                self.open = ("tool", index)
+                self.tools_called = True
+                out += self.open_tool(str(call.get("id") or _new_id(self.call_prefix)),
+                                      str(function.get("name") or ""))
+            arguments = function.get("arguments")
+            if isinstance(arguments, str) and arguments:
+                self.chars += len(arguments)
+                out += self.arguments(arguments)
+        if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
+            self.finish_reason = choice["finish_reason"]
+            out += self._close()
+        return out
+
+    def _close(self):
+        if self.open is None:
+            return []
+        kind, self.open = self.open[0], None
+        return self.close(kind)
+
+    def tokens(self):
+        """(input, output) tokens: the upstream's count, else an estimate."""
+        usage = self.usage
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return (prompt if isinstance(prompt, int) else self.input_estimate,
+                completion if isinstance(completion, int) else (self.chars + 3) // 4)
+
+
+# -- Anthropic Messages (Claude Code) ---------------------------------------------------------
+
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+ANTHROPIC_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                  "function_call": "tool_use", "content_filter": "refusal"}
+ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
+
+
+def is_anthropic_path(path):
+    path = urllib.parse.urlsplit(path or "").path
+    return path in ANTHROPIC_PATHS or "/v1" + path in ANTHROPIC_PATHS
+
+
+def anthropic_error_type(status):
+    return ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_stop_reason(finish_reason, tools_called):
+    """Anthropic's stop_reason for a chat finish_reason. OpenAI does not say which stop
+    sequence ended an answer, so a matched stop sequence reads as end_turn."""
+    if finish_reason == "length":
+        return "max_tokens"
+    if tools_called:
+        return "tool_use"
+    return ANTHROPIC_STOP.get(finish_reason, "end_turn")
+
+
+def _anthropic_image(source):
+    if not isinstance(source, dict):
+        return None
+    if source.get("type") == "base64" and isinstance(source.get("data"), str):
+        return f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
+    return None
+
+
+def _anthropic_blocks(content, where):
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise HTTPError(400, f"{where}.content must be a string or a list of content blocks",
+                        param=f"{where}.content")
+    return content
+
+
+def _anthropic_message(message, where):
+    """The chat messages for one Anthropic message (a user turn with tool results becomes
+    tool messages first, then the rest of the turn as a user message)."""
+    role = message["role"]
+    blocks = _anthropic_blocks(message.get("content"), where)
+    if role == "system":
+        return [{"role": "system", "content": _text_of(blocks)}]
+    if role == "assistant":
+        texts, calls = [], []
+        for block in blocks:
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif block.get("type") == "tool_use":
+                calls.append({"id": str(block.get("id") or _new_id("toolu_")), "type": "function",
+                              "function": {"name": str(block.get("name") or ""),
+                                           "arguments": json.dumps(block.get("input") or {})}})
+            # thinking and redacted_thinking are signed for Claude only; other models skip them
+        out = {"role": "assistant", "content": "\n".join(texts) if texts or not calls else None}
+        if calls:
+            out["tool_calls"] = calls
+        return [out]
+    results, parts = [], []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "tool_result":
+            inner = _anthropic_blocks(block.get("content") or "", f"{where}.tool_result")
+            text = _text_of(inner)
+            if block.get("is_error"):
+                text = "Error: " + text
+            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""),
+                            "content": text})
+            kept = [b for b in inner if b.get("type") == "image"]  # they follow, in the user turn
+        elif kind == "document" and isinstance(block.get("source"), dict) \
+                and block["source"].get("type") == "text":
+            kept = [{"type": "text", "text": str(block["source"].get("data") or "")}]
+        else:
+            kept = [block]
+        for b in kept:
+            url = _anthropic_image(b.get("source")) if b.get("type") == "image" else None
+            if b.get("type") == "text" and isinstance(b.get("text"), str):
+                parts.append({"type": "text", "text": b["text"]})
+            elif url:
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+    if parts:
+        results.append({"role": "user", "content": _user_content(parts)})
+    return results
+
+
+def anthropic_to_chat(body):
+    """A chat-completions payload for an Anthropic Messages request, and the names of the
+    tools dropped (server tools such as web search, which only Anthropic runs).
+
+    thinking, output_config, context_management, metadata, top_k and the like are accepted
+    and not sent on: the free models have no use for them.
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
+    system = body.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        raise HTTPError(400, "`system` must be a string or a list of text blocks", param="system")
+    chat = []
+    if _text_of(system):
+        chat.append({"role": "system", "content": _text_of(system)})
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant",
+                                                                         "system"):
+            raise HTTPError(400, f"messages.{i} must be an object with a role of user, assistant "
+                            "or system", param=f"messages.{i}")
+        chat += _anthropic_message(message, f"messages.{i}")
+    payload = {"messages": chat, "stream": body.get("stream") is True}
+    tools, dropped = [], []
+    for tool in body.get("tools") or ():
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise HTTPError(400, "each of `tools` must be an object with a name", param="tools")
+        if not isinstance(tool.get("input_schema"), dict):
+            dropped.append(str(tool.get("type") or tool["name"]))
+            continue
+        schema = {k: v for k, v in tool["input_schema"].items() if k != "$schema"}
+        tools.append({"type": "function", "function": {
+            "name": tool["name"], "description": str(tool.get("description") or ""),
+            "parameters": schema}})
+    if tools:
+        payload["tools"] = tools
+        choice = body.get("tool_choice")
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind in ("auto", "none"):
+            payload["tool_choice"] = kind
+        elif kind == "any":
+            payload["tool_choice"] = "required"
+        elif kind == "tool" and isinstance(choice.get("name"), str):
+            payload["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        if isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True:
+            payload["parallel_tool_calls"] = False
+    for field in ("max_tokens", "temperature", "top_p"):
+        if field in body:
+            payload[field] = body[field]
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list) and stops:
+        payload["stop"] = stops
+    return payload, dropped
+
+
+def chat_to_anthropic(doc, model):
+    """An Anthropic `message` for a plain chat-completion answer."""
+    message, finish_reason, usage = _answer_message(doc)
+    content = []
+    text = _text_of(message.get("content"))
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in _tool_calls(message):
+        content.append({"type": "tool_use", "id": str(call.get("id") or _new_id("toolu_")),
+                        "name": str(call["function"].get("name") or ""),
+                        "input": _tool_input(call["function"].get("arguments"))})
+    return {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
+            "content": content or [{"type": "text", "text": ""}],
+            "stop_reason": anthropic_stop_reason(finish_reason, any(
+                b["type"] == "tool_use" for b in content)),
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage.get("prompt_tokens") or 0,
+                      "output_tokens": usage.get("completion_tokens") or 0,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+
+class AnthropicEncoder(BlockEncoder):
+    """A chat-completion stream as Anthropic's: message_start, ping, then per block
+    content_block_start / content_block_delta... / content_block_stop, then message_delta
+    (stop reason, usage) and message_stop; a failure is an `error` event."""
+    call_prefix = "toolu_"
+
+    def __init__(self, input_estimate):
+        super().__init__(input_estimate)
+        self.index = -1
+
+    def start(self, model):
+        message = {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
+                   "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": self.input_estimate, "output_tokens": 0,
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+        return [_sse("message_start", {"type": "message_start", "message": message}),
+                _sse("ping", {"type": "ping"})]
+
+    def _block(self, block):
+        self.index += 1
+        return [_sse("content_block_start", {"type": "content_block_start", "index": self.index,
+                                             "content_block": block})]
+
+    def _delta(self, delta):
+        return [_sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
+                                             "delta": delta})]
+
+    def open_text(self):
+        return self._block({"type": "text", "text": ""})
+
+    def text(self, piece):
+        return self._delta({"type": "text_delta", "text": piece})
+
+    def open_tool(self, call_id, name):
+        return self._block({"type": "tool_use", "id": call_id, "name": name, "input": {}})
+
+    def arguments(self, piece):
+        return self._delta({"type": "input_json_delta", "partial_json": piece})
+
+    def close(self, kind):
+        return [_sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def end(self):
+        prompt, completion = self.tokens()
+        delta = {"stop_reason": anthropic_stop_reason(self.finish_reason, self.tools_called),
+                 "stop_sequence": None}
+        return [_sse("message_delta", {"type": "message_delta", "delta": delta,
+                                       "usage": {"input_tokens": prompt,
+                                                 "output_tokens": completion}}),
+                _sse("message_stop", {"type": "message_stop"})]
+
+    def error(self, message):
+        return [_sse("error", {"type": "error", "error": {"type": "api_error",
+                                                          "message": message}})]
+
+
+# -- OpenAI Responses (Codex) -----------------------------------------------------------------
+
+class ToolNames:
+    """Responses tools flattened for chat, and the way back.
+
+    A `namespace` tool's functions become top-level functions under their own name, or
+    `<namespace>__<name>` where two namespaces share one; their calls come back with name and
+    namespace. A `custom` tool (free-form text input, Codex's apply_patch) becomes a function
+    taking one string, `input`; its calls come back as custom_tool_call items.
+    """
+
+    def __init__(self):
+        self.to_chat = {}    # (namespace or None, name) -> chat name
+        self.from_chat = {}  # chat name -> (namespace or None, name)
+        self.custom = set()  # chat names of custom tools
+
+    def add(self, namespace, name, custom=False):
+        chat = name if name not in self.from_chat else f"{namespace}__{name}"
+        self.to_chat[(namespace, name)] = chat
+        self.from_chat[chat] = (namespace, name)
+        if custom:
+            self.custom.add(chat)
+        return chat
+
+    def chat_name(self, namespace, name):
+        return self.to_chat.get((namespace, name)) or self.to_chat.get((None, name)) or name
+
+    def item(self, chat_name, call_id, arguments, status="completed"):
+        """The output item for a chat tool call: a function_call, or a custom_tool_call."""
+        namespace, name = self.from_chat.get(chat_name, (None, chat_name))
+        if chat_name in self.custom:
+            return {"type": "custom_tool_call", "id": _new_id("ctc_"), "call_id": call_id,
+                    "name": name, "input": custom_input(arguments), "status": status}
+        item = {"type": "function_call", "id": _new_id("fc_"), "call_id": call_id, "name": name,
+                "arguments": arguments, "status": status}
+        if namespace:
+            item["namespace"] = namespace
+        return item
+
+
+def custom_input(arguments):
+    """The raw text input of a custom tool call, from the function arguments it was sent as."""
+    text = _tool_input(arguments).get("input", "")
+    return text if isinstance(text, str) else json.dumps(text)
+
+
+def _responses_tools(tools):
+    """(chat tools, ToolNames, the types dropped) for a Responses `tools` list."""
+    names, functions, dropped = ToolNames(), [], []
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict):
+            raise HTTPError(400, "each of `tools` must be an object", param="tools")
+        if tool.get("type") in ("function", "custom"):
+            functions.append((None, tool))
+        elif tool.get("type") == "namespace":
+            functions += [(str(tool.get("name") or ""), t) for t in tool.get("tools") or ()
+                          if isinstance(t, dict) and t.get("type", "function") == "function"]
+        else:
+            dropped.append(str(tool.get("type")))
+    chat = []
+    for namespace, tool in sorted(functions, key=lambda f: f[0] is not None):
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise HTTPError(400, "a function tool needs a name", param="tools")
+        custom = tool.get("type") == "custom"
+        function = {"name": names.add(namespace, tool["name"], custom),
+                    "description": str(tool.get("description") or "")}
+        if custom:
+            form = tool.get("format") if isinstance(tool.get("format"), dict) else {}
+            grammar = f" It must follow this {form.get('syntax')} grammar:\n" \
+                f"{form['definition']}" if isinstance(form.get("definition"), str) else ""
+            function["parameters"] = {"type": "object", "required": ["input"], "properties": {
+                "input": {"type": "string", "description": "The tool's whole input, as raw text."
+                          + grammar}}}
+        elif isinstance(tool.get("parameters"), dict):  # `strict` is not sent: few free models know it
+            function["parameters"] = tool["parameters"]
+        else:
+            function["parameters"] = {"type": "object", "properties": {}}
+        chat.append({"type": "function", "function": function})
+    return chat, names, dropped
+
+
+def _responses_parts(content, where):
+    """Chat parts for the content of a Responses message item."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise HTTPError(400, f"{where}.content must be a string or a list of parts",
+                        param=f"{where}.content")
+    parts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") in ("input_text", "output_text", "text", "refusal", "summary_text"):
+            parts.append({"type": "text", "text": str(part.get("text") or part.get("refusal") or "")})
+        elif part.get("type") == "input_image":
+            url = part.get("image_url")
+            url = url.get("url") if isinstance(url, dict) else url
+            if isinstance(url, str) and url:
+                image = {"url": url}
+                if part.get("detail") in ("low", "high", "auto"):
+                    image["detail"] = part["detail"]
+                parts.append({"type": "image_url", "image_url": image})
+    return parts
+
+
+def responses_to_chat(body):
+    """(chat-completions payload, ToolNames, dropped tool types) for a Responses request.
+
+    Stateless: the whole conversation comes in `input`, as Codex sends it. Reasoning items
+    and items of tools the free models cannot run are skipped.
+    """
+    if body.get("previous_response_id"):
+        raise HTTPError(400, "`previous_response_id` is not supported: FreeRide stores no "
+                        "responses, so send the whole conversation in `input` (with Codex, "
+                        "keep the default store = false)", param="previous_response_id",
+                        code="unsupported_parameter")
+    items = body.get("input")
+    if isinstance(items, str):
+        items = [{"type": "message", "role": "user", "content": items}]
+    if not isinstance(items, list) or not items:
+        raise HTTPError(400, "`input` must be a string or a non-empty list of items",
+                        param="input")
+    tools, names, dropped = _responses_tools(body.get("tools"))
+    chat, images = [], []
+    if isinstance(body.get("instructions"), str) and body["instructions"]:
+        chat.append({"role": "system", "content": body["instructions"]})
+
+    def flush_images():  # images a tool returned come after all the tool messages of a turn
+        if images:
+            chat.append({"role": "user", "content": list(images)})
+            images.clear()
+
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise HTTPError(400, f"input.{i} must be an object", param=f"input.{i}")
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind == "message":
+            role = {"developer": "system"}.get(item.get("role"), item.get("role"))
+            if role not in ("user", "assistant", "system"):
+                raise HTTPError(400, f"input.{i} has an unknown role {item.get('role')!r}",
+                                param=f"input.{i}.role")
+            flush_images()
+            parts = _responses_parts(item.get("content"), f"input.{i}")
+            if role == "user":
+                chat.append({"role": "user", "content": _user_content(parts) if parts else ""})
+            else:
+                chat.append({"role": role, "content": _text_of(parts)})
+        elif kind in ("function_call", "custom_tool_call"):
+            flush_images()
+            arguments = (item.get("arguments") or "{}") if kind == "function_call" \
+                else json.dumps({"input": str(item.get("input") or "")})
+            call = {"id": str(item.get("call_id") or item.get("id") or _new_id("call_")),
+                    "type": "function",
+                    "function": {"name": names.chat_name(item.get("namespace"),
+                                                         str(item.get("name") or "")),
+                                 "arguments": arguments}}
+            last = chat[-1] if chat else None
+            if last and last["role"] == "assistant":  # one assistant turn: its text, its calls
+                last.setdefault("tool_calls", []).append(call)
+                last["content"] = last["content"] or None
+            else:
+                chat.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            output = item.get("output")
+            if isinstance(output, list):
+                parts = _responses_parts(output, f"input.{i}.output")
+                images += [p for p in parts if p["type"] == "image_url"]
+                output = _text_of(parts)
+            chat.append({"role": "tool", "tool_call_id": str(item.get("call_id") or ""),
+                         "content": output if isinstance(output, str) else json.dumps(output)})
+        # reasoning, item_reference, and the calls of dropped tools: nothing a chat model reads
+    flush_images()
+    payload = {"messages": chat, "stream": body.get("stream") is True}
+    if tools:
+        payload["tools"] = tools
+        choice = body.get("tool_choice")
+        if choice in ("auto", "none", "required"):
+            payload["tool_choice"] = choice
+        elif isinstance(choice, dict) and choice.get("type") == "function" \
+                and isinstance(choice.get("name"), str):
+            payload["tool_choice"] = {"type": "function", "function": {
+                "name": names.chat_name(choice.get("namespace"), choice["name"])}}
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            payload["parallel_tool_calls"] = body["parallel_tool_calls"]
+    if "max_output_tokens" in body:
+        payload["max_tokens"] = body["max_output_tokens"]
+    for field in ("temperature", "top_p"):
+        if field in body:
+            payload[field] = body[field]
+    text = body.get("text")
+    form = text.get("format") if isinstance(text, dict) else None
+    if isinstance(form, dict) and form.get("type") == "json_schema":
+        payload["response_format"] = {"type": "json_schema", "json_schema": {
+            k: form[k] for k in ("name", "schema", "strict", "description") if k in form}}
+    elif isinstance(form, dict) and form.get("type") == "json_object":
+        payload["response_format"] = {"type": "json_object"}
+    return payload, names, dropped
+
+
+def _responses_usage(prompt, completion):
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + completion}
+
+
+def _response(response_id, model, status, output, usage=None, error=None, incomplete=None):
+    return {"id": response_id, "object": "response", "created_at": int(time.time()),
+            "status": status, "error": error, "incomplete_details": incomplete, "model": model,
+            "output": output, "usage": usage}
+
+
+def _text_item(item_id, text, status="completed"):
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+
+
+def chat_to_response(doc, model, names):
+    """A Responses `response` object for a plain chat-completion answer."""
+    message, finish_reason, usage = _answer_message(doc)
+    output = []
+    text = _text_of(message.get("content"))
+    if text:
+        output.append(_text_item(_new_id("msg_"), text))
+    for call in _tool_calls(message):
+        arguments = call["function"].get("arguments")
+        output.append(names.item(str(call["function"].get("name") or ""),
+                                 str(call.get("id") or _new_id("call_")),
+                                 arguments if isinstance(arguments, str)
+                                 else json.dumps(arguments or {})))
+    incomplete = {"reason": "max_output_tokens"} if finish_reason == "length" else None
+    return _response(_new_id("resp_"), model, "incomplete" if incomplete else "completed",
+                     output, _responses_usage(usage.get("prompt_tokens") or 0,
+                                              usage.get("completion_tokens") or 0),
+                     incomplete=incomplete)
+
+
+class ResponsesEncoder(BlockEncoder):
+    """A chat-completion stream as the Responses API's events, each with a sequence_number:
+    response.created, response.in_progress, per output item output_item.added, its content
+    or arguments deltas and dones, output_item.done, then response.completed with usage (or
+    response.incomplete when the token limit cut it); a failure is `error` then
+    response.failed. No [DONE]."""
+
+    def __init__(self, input_estimate, names):
+        super().__init__(input_estimate)
+        self.names = names
+        self.sequence = 0
+        self.id = _new_id("resp_")
+        self.model = ""
+        self.output = []   # finished items
+        self.item = None   # the item being streamed
+        self.pieces = []   # its text or arguments so far
+
+    def _event(self, kind, /, **fields):
+        doc = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return [_sse(kind, doc)]
+
+    def _where(self):
+        return {"item_id": self.item["id"], "output_index": len(self.output)}
+
+    def start(self, model):
+        self.model = model
+        response = _response(self.id, model, "in_progress", [])
+        return (self._event("response.created", response=response)
+                + self._event("response.in_progress", response=response))
+
+    def open_text(self):
+        self.item, self.pieces = _text_item(_new_id("msg_"), "", "in_progress"), []
+        self.item["content"] = []
+        return (self._event("response.output_item.added", output_index=len(self.output),
+                            item=self.item)
+                + self._event("response.content_part.added", **self._where(), content_index=0,
+                              part={"type": "output_text", "text": "", "annotations": []}))
+
+    def text(self, piece):
+        self.pieces.append(piece)
+        return self._event("response.output_text.delta", **self._where(), content_index=0,
+                           delta=piece, logprobs=[])
+
+    def open_tool(self, call_id, name):
+        self.item, self.pieces = self.names.item(name, call_id, "", "in_progress"), []
+        return self._event("response.output_item.added", output_index=len(self.output),
+                           item=self.item)
+
+    def arguments(self, piece):
+        self.pieces.append(piece)
+        if self.item["type"] == "custom_tool_call":  # its input is sent whole, once decoded
+            return []
+        return self._event("response.function_call_arguments.delta", **self._where(),
+                           delta=piece)
+
+    def close(self, kind):
+        whole = "".join(self.pieces)
+        if kind == "text":
+            part = {"type": "output_text", "text": whole, "annotations": []}
+            done = _text_item(self.item["id"], whole)
+            out = (self._event("response.output_text.done", **self._where(), content_index=0,
+                               text=whole, logprobs=[])
+                   + self._event("response.content_part.done", **self._where(),
+                                 content_index=0, part=part))
+        elif self.item["type"] == "custom_tool_call":
+            done = dict(self.item, input=custom_input(whole), status="completed")
+            out = (self._event("response.custom_tool_call_input.delta", **self._where(),
+                               delta=done["input"])
+                   + self._event("response.custom_tool_call_input.done", **self._where(),
+                                 input=done["input"]))
+        else:
+            done = dict(self.item, arguments=whole, status="completed")
+            out = self._event("response.function_call_arguments.done", **self._where(),
+                              name=done["name"], arguments=whole)
+        out += self._event("response.output_item.done", output_index=len(self.output), item=done)
+        self.output.append(done)
+        self.item, self.pieces = None, []
+        return out
+
+    def end(self):
+        usage = _responses_usage(*self.tokens())
+        if self.finish_reason == "length":
+            return self._event("response.incomplete", response=_response(
+                self.id, self.model, "incomplete", self.output, usage,
+                incomplete={"reason": "max_output_tokens"}))
+        return self._event("response.completed", response=_response(
+            self.id, self.model, "completed", self.output, usage))
+
+    def error(self, message):
+        failure = {"code": "server_error", "message": message}
+        return (self._event("error", code="stream_interrupted", message=message, param=None)
+                + self._event("response.failed", response=_response(
+                    self.id, self.model, "failed", self.output, _responses_usage(*self.tokens()),
+                    error=failure)))
+
+
+# =============================================================================================
 # cli
 # =============================================================================================
 
@@ -2059,6 +2904,9 @@ def cmd_serve(args, config):
         print(f"freeride: cannot listen on {config.host}:{config.port}: {reason}",
               file=sys.stderr)
         return 1
+    stop = threading.Event()  # before the first line, which tells a supervisor it may signal
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     url = gateway.url
     print(f"freeride {__version__} gateway listening on {url}")
     if config.routes:
@@ -2075,9 +2923,6 @@ def cmd_serve(args, config):
     print(f"    export OPENAI_API_BASE={url}/v1")
     print("    export OPENAI_API_KEY=any")
     sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     settings = read_settings(config.home)
     beacon = None
     if settings.get("telemetry") is True and config.telemetry_url:

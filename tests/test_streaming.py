@@ -194,8 +194,8 @@ class FailoverBeforeContent(StreamingTest):
     def setUp(self):
         super().setUp()
         self.openrouter, self.groq = self.fake("openrouter"), self.fake("groq")
-        self.groq.default(lambda request: chat_stream(pieces=("from ", "groq"), model="groq-model",
-                                                      provider="groq"))
+        # The default answer, so that a rule a test adds (a groq failure) is matched first.
+        self.groq.default(chat_stream(pieces=("from ", "groq"), model="groq-model", provider="groq"))
 
     def assertServedInvisiblyByGroq(self, stream):
         self.assertEqual(stream.status, 200)
