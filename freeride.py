@@ -1717,6 +1717,26 @@ def is_loopback(host):
         return False
 
 
+def stop_signals():
+    """Catch SIGINT and SIGTERM from now on; returns a function that waits for one.
+
+    The interpreter itself writes a byte to a socket on the signal: a handler that set a
+    threading.Event could deadlock on the Event's lock if the signal came while it was held.
+    """
+    readable, writable = socket.socketpair()
+    writable.setblocking(False)
+    signal.set_wakeup_fd(writable.fileno(), warn_on_full_buffer=False)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+
+    def wait():
+        readable.recv(1)
+        signal.set_wakeup_fd(-1)
+        readable.close()
+        writable.close()
+    return wait
+
+
 def cmd_serve(args, config):
     if not is_loopback(config.host) and not config.api_key:
         print(f"freeride: refusing to listen on {config.host}: it is reachable from other "
@@ -1730,6 +1750,7 @@ def cmd_serve(args, config):
         print(f"freeride: cannot listen on {config.host}:{config.port}: {reason}",
               file=sys.stderr)
         return 1
+    wait_for_stop = stop_signals()  # now: whoever reads the lines below may stop us at once
     url = gateway.url
     print(f"freeride {__version__} gateway listening on {url}")
     if config.routes:
@@ -1746,12 +1767,8 @@ def cmd_serve(args, config):
     print(f"    export OPENAI_API_BASE={url}/v1")
     print("    export OPENAI_API_KEY=any")
     sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     gateway.start()
-    while not stop.wait(3600):
-        pass
+    wait_for_stop()
     print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
     gateway.close(grace=GRACE_SECONDS)
     return 0
