@@ -19,11 +19,14 @@ from tests.support import ROOT, clean_env, run_cli
 
 
 class ServeProcess:
-    """`python -m freeride serve ...` on a free port, until its export lines are printed."""
+    """`python -m freeride serve ...` on a free port, until its export lines are printed.
 
-    def __init__(self, *args, env):
+    `command` and `cwd` run another build of FreeRide instead (the single-file pyz).
+    """
+
+    def __init__(self, *args, env, command=(sys.executable, "-m", "freeride"), cwd=ROOT):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "freeride", "serve", "--port", "0", *args], cwd=ROOT, env=env,
+            [*command, "serve", "--port", "0", *args], cwd=cwd, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         deadline = time.monotonic() + 20
