@@ -15,7 +15,7 @@ prefix=${PREFIX:-$HOME/.local}
 python=${PYTHON:-python3}
 bin=$prefix/bin
 lib=$prefix/lib/freeride
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 marker="# Installed by FreeRide's install.sh; remove with: sh install.sh --uninstall"
 staged=""
 
