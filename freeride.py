@@ -210,7 +210,7 @@ EVENTS_MAX = 1 * MiB
 
 
 def write_atomic(path, data, mode=0o600):
-    """Write bytes to path through a temp file and a rename (mode 0600): never a half file."""
+    """Write bytes to path through a temp file and a rename (mode 0600 unless told): no half file."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -144,6 +144,13 @@ class PyzTest(unittest.TestCase):
         digest = hashlib.sha256(from_itself.read_bytes()).hexdigest()
         self.assertIn(f"sha256 {digest}", result.stdout)
 
+    def test_given_a_directory_it_writes_freeride_pyz_inside(self):
+        directory = Path(tempfile.mkdtemp(prefix="freeride-pack-dir-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        result = run_cli("pack", "-o", str(directory), env=clean_env())
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual((directory / "freeride.pyz").read_bytes(), self.built.read_bytes())
+
     def test_pack_needs_no_provider_settings(self):
         target = self.tmp / "broken-env.pyz"
         self.addCleanup(target.unlink, True)
