@@ -226,7 +226,9 @@ class FailoverBeforeContent(StreamingTest):
         self.assertServedInvisiblyByGroq(self.stream())
 
     def test_a_groq_style_error_event_fails_over(self):
-        # Groq first this time, openrouter behind it.
+        # Groq first this time, openrouter behind it. A fresh Groq fake: the one from setUp
+        # would answer with its success rule, tried before any rule added here.
+        self.groq = self.fake("groq")
         self.groq.on(Reply(events=[stream_error_event("groq", 500, "Internal server error")]))
         self.openrouter.on(chat_stream(pieces=("from ", "openrouter"), model="or-model"))
         self.start_gateway(groq="g1", openrouter="k1")
