@@ -19,6 +19,7 @@ The file reads top to bottom in the order data flows, one banner per part:
   front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
+  pack      the single-file build (freeride.pyz), made from the code that is running
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -52,6 +53,7 @@ import traceback
 import urllib.parse
 import urllib.request
 import uuid
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -232,11 +234,11 @@ def is_loopback(host):
 EVENTS_MAX = 1 * MiB
 
 
-def write_atomic(path, data):
-    """Write bytes to path through a temp file and a rename, mode 0600: never a half file."""
+def write_atomic(path, data, mode=0o600):
+    """Write bytes to path through a temp file and a rename (mode 0600 unless told): no half file."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -2885,10 +2887,104 @@ class ResponsesEncoder(BlockEncoder):
 
 
 # =============================================================================================
+# pack
+# =============================================================================================
+
+# The zipapp is made from the modules that are running, read back through their loaders, so
+# `pack` works the same from a checkout, an installed copy or a freeride.pyz (which re-packs
+# itself byte for byte). Fixed order, timestamps, permissions and compression level make the
+# same sources give the same bytes.
+PYZ_SHEBANG = b"#!/usr/bin/env python3\n"
+PYZ_MAIN = b"""\
+# FreeRide in one file, written by `freeride pack`. Run: python3 freeride.pyz serve
+import sys
+
+import freeride
+
+sys.exit(freeride.main())
+"""
+PYZ_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+PYZ_LEVEL = 9
+
+
+def source_of(module):
+    """The bytes of a module's .py file, through its loader (a path inside a zip works too)."""
+    name = module.__spec__.name if module.__spec__ else module.__name__
+    loader = module.__loader__
+    try:
+        filename = loader.get_filename(name)
+        if not filename.endswith(".py"):
+            raise OSError(f"only {filename} is there")
+        return loader.get_data(filename)
+    except (AttributeError, ImportError, OSError) as e:
+        raise RuntimeError(f"cannot pack: no source for module {name!r} ({e})") from None
+
+
+def pyz_sources():
+    """{name in the archive: bytes}: __main__.py, this file, and the providers package.
+
+    The providers are the modules the package imported (its registry imports every one),
+    found by module name rather than by listing a directory.
+    """
+    files = {"__main__.py": PYZ_MAIN, "freeride.py": source_of(sys.modules[__name__])}
+    for name, module in list(sys.modules.items()):
+        if name == "providers" or name.startswith("providers."):
+            path = name.replace(".", "/") + ("/__init__.py" if hasattr(module, "__path__") else ".py")
+            files[path] = source_of(module)
+    return files
+
+
+def build_pyz(files):
+    """The bytes of an executable zipapp holding files, the same for the same files."""
+    out = io.BytesIO()
+    out.write(PYZ_SHEBANG)
+    with zipfile.ZipFile(out, "w") as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=PYZ_DATE)
+            info.create_system = 3  # unix, so external_attr holds the mode on every platform
+            info.external_attr = 0o100644 << 16  # -rw-r--r--
+            archive.writestr(info, files[name], compress_type=zipfile.ZIP_DEFLATED,
+                             compresslevel=PYZ_LEVEL)
+    return out.getvalue()
+
+
+def cmd_pack(args, config):
+    data = build_pyz(pyz_sources())
+    path = Path(args.output).expanduser().absolute()
+    if path.is_dir():
+        path = path / "freeride.pyz"
+    write_atomic(path, data, mode=0o755)
+    os.chmod(path, 0o755)  # whatever the umask: it is meant to be run
+    print(f"wrote {path} ({len(data)} bytes)")
+    print(f"sha256 {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+# =============================================================================================
 # cli
 # =============================================================================================
 
 GRACE_SECONDS = 20  # how long a stopping gateway waits for requests in flight
+
+
+def stop_signals():
+    """Catch SIGINT and SIGTERM from now on; returns a function that waits for one.
+
+    The interpreter itself writes a byte to a socket on the signal: a handler that set a
+    threading.Event could deadlock on the Event's lock if the signal came while it was held.
+    """
+    readable, writable = socket.socketpair()
+    writable.setblocking(False)
+    signal.set_wakeup_fd(writable.fileno(), warn_on_full_buffer=False)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+
+    def wait():
+        readable.recv(1)
+        signal.set_wakeup_fd(-1)
+        readable.close()
+        writable.close()
+    return wait
 
 
 def cmd_serve(args, config):
@@ -2904,9 +3000,7 @@ def cmd_serve(args, config):
         print(f"freeride: cannot listen on {config.host}:{config.port}: {reason}",
               file=sys.stderr)
         return 1
-    stop = threading.Event()  # before the first line, which tells a supervisor it may signal
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    wait_for_stop = stop_signals()  # now: whoever reads the lines below may stop us at once
     url = gateway.url
     print(f"freeride {__version__} gateway listening on {url}")
     if config.routes:
@@ -2929,8 +3023,7 @@ def cmd_serve(args, config):
         beacon = Telemetry(gateway, settings)
         beacon.start()
     gateway.start()
-    while not stop.wait(3600):
-        pass
+    wait_for_stop()
     if beacon is not None:
         beacon.stopped.set()
     print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
@@ -3395,6 +3488,14 @@ def build_parser():
                                     "exactly what would be sent and where.")
     telemetry.add_argument("state", nargs="?", choices=("on", "off"))
     telemetry.set_defaults(run=cmd_telemetry)
+    pack = commands.add_parser(
+        "pack", help="write the single-file build freeride.pyz",
+        description="Write freeride.pyz: this FreeRide (freeride.py and providers/) in one "
+        "executable zip that needs only Python 3.10+. Run it as python3 freeride.pyz serve.")
+    pack.add_argument("-o", "--output", default="freeride.pyz", metavar="PATH",
+                      help="where to write it (default ./freeride.pyz; a directory gets "
+                      "freeride.pyz inside)")
+    pack.set_defaults(run=cmd_pack, needs_config=False)
     return parser
 
 
@@ -3405,8 +3506,10 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        config = Config(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                        demo=getattr(args, "demo", False))
+        config = None  # pack reads no settings: a broken key variable must not stop it
+        if getattr(args, "needs_config", True):
+            config = Config(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                            demo=getattr(args, "demo", False))
         return args.run(args, config)
     except ConfigError as e:
         print(f"freeride: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 Every test gets its own FREERIDE_HOME in a temp dir; the gateway reads only the environment
 the test gives it (never the real one), and everything started is closed on cleanup.
 """
+import functools
 import http.client
 import json
 import os
@@ -135,3 +136,25 @@ def run_cli(*args, env=None, timeout=30, **kwargs):
     """Run `python -m freeride ARGS` from the checkout; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "freeride", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def python310():
+    """A Python 3.10 interpreter: the oldest FreeRide supports, so the one the pyz must run on.
+
+    Looked for like CI does: under pyenv, then as python3.10 on PATH (which may be a pyenv shim
+    that refuses to run, so each candidate is tried).
+    """
+    root = Path.home() / ".pyenv"
+    if shutil.which("pyenv"):
+        found = subprocess.run(["pyenv", "root"], capture_output=True, text=True)
+        root = Path(found.stdout.strip() or root)
+    candidates = [str(p) for p in sorted(root.glob("versions/3.10.*/bin/python3"))]
+    candidates.append(shutil.which("python3.10"))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 10))"],
+                               capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    raise AssertionError(f"no working Python 3.10 found (tried {candidates}); FreeRide promises "
+                         "3.10, so these tests need one: install it (e.g. pyenv install 3.10)")

@@ -19,11 +19,14 @@ from tests.support import ROOT, clean_env, run_cli
 
 
 class ServeProcess:
-    """`python -m freeride serve ...` on a free port, until its export lines are printed."""
+    """`python -m freeride serve ...` on a free port, until its export lines are printed.
 
-    def __init__(self, *args, env):
+    `command` and `cwd` run another build of FreeRide instead (the single-file pyz).
+    """
+
+    def __init__(self, *args, env, command=(sys.executable, "-m", "freeride"), cwd=ROOT):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "freeride", "serve", "--port", "0", *args], cwd=ROOT, env=env,
+            [*command, "serve", "--port", "0", *args], cwd=cwd, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         deadline = time.monotonic() + 20
@@ -176,11 +179,14 @@ class PackagingTest(unittest.TestCase):
         self.assertIn(f'version = "{freeride.__version__}"', text)
         self.assertIn("dependencies = []", text)
         self.assertIn('freeride = "freeride:main"', text)
+        self.assertIn('freeride-watcher = "freeride:watcher_main"', text)
+        self.assertIn("requires = []", text)  # nothing to download to build it
 
     def test_every_import_is_standard_library_or_our_own(self):
         import ast
-        own = {"freeride", "providers", "tests"}
-        for path in [ROOT / "freeride.py", *ROOT.glob("providers/*.py"), *ROOT.glob("tests/*.py")]:
+        own = {"freeride", "providers", "tests", "build_backend"}
+        for path in [ROOT / "freeride.py", ROOT / "build_backend.py", *ROOT.glob("providers/*.py"),
+                     *ROOT.glob("tests/*.py")]:
             tree = ast.parse(path.read_text(), str(path))
             for node in ast.walk(tree):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

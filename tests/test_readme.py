@@ -17,6 +17,13 @@ class ReadmeTest(unittest.TestCase):
         self.assertEqual(blocks[1].strip(), "python3 -m unittest")
         self.assertIn("-m unittest", (ROOT / ".ci/run").read_text())
 
+    def test_install_shows_the_three_ways_the_offline_recipe_and_windows(self):
+        install = README.split("## Install", 1)[1].split("\n## ", 1)[0]
+        for text in ("python3 -m freeride pack", "python3 freeride.pyz serve", "sh install.sh",
+                     "sh install.sh --uninstall", "pip install --no-index --no-build-isolation .",
+                     "pipx install", "locked-down machine", "py freeride.pyz serve"):
+            self.assertIn(text, install)
+
     def test_every_subcommand_is_documented(self):
         parser = freeride.build_parser()
         commands = next(a for a in parser._actions if a.dest == "command").choices

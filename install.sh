@@ -1,0 +1,121 @@
+#!/bin/sh
+# Install FreeRide for this user, with no network and nothing but Python 3.10 or newer.
+#
+#   sh install.sh               install, or update what an earlier run installed
+#   sh install.sh --uninstall   remove what it installed, and nothing else
+#
+# It builds freeride.pyz from the checkout this script sits in (or takes the freeride.pyz
+# beside it), puts it in $PREFIX/lib/freeride/ and two small launchers, freeride and
+# freeride-watcher, in $PREFIX/bin. PREFIX defaults to ~/.local; PYTHON (default python3)
+# names the interpreter the launchers run. It never asks for sudo: for a prefix only root
+# can write, run it as root yourself (sudo PREFIX=/usr/local sh install.sh).
+set -eu
+
+prefix=${PREFIX:-$HOME/.local}
+python=${PYTHON:-python3}
+bin=$prefix/bin
+lib=$prefix/lib/freeride
+here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+marker="# Installed by FreeRide's install.sh; remove with: sh install.sh --uninstall"
+staged=""
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+# A launcher is ours when it carries the marker; anything else at that path is left alone.
+ours() { [ -f "$1" ] && grep -qxF "$marker" "$1"; }
+
+# $1 as one single-quoted shell word, whatever it holds.
+quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+cleanup() { [ -z "$staged" ] || rm -f "$staged"; }
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+uninstall() {
+    removed=0
+    for launcher in "$bin/freeride" "$bin/freeride-watcher"; do
+        if ours "$launcher"; then
+            rm -f "$launcher"
+            say "removed $launcher"
+            removed=1
+        elif [ -e "$launcher" ]; then
+            say "left $launcher: install.sh did not install it"
+        fi
+    done
+    if [ -e "$lib/freeride.pyz" ]; then
+        rm -f "$lib/freeride.pyz"
+        say "removed $lib/freeride.pyz"
+        removed=1
+    fi
+    rmdir "$lib" 2>/dev/null || true
+    [ "$removed" = 1 ] || say "nothing to remove under $prefix"
+}
+
+check_python() {
+    command -v "$python" >/dev/null 2>&1 ||
+        die "$python not found: FreeRide needs Python 3.10 or newer (set PYTHON=/path/to/python3)"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null ||
+        die "FreeRide needs Python 3.10 or newer, but $python is $("$python" -V 2>&1 || echo 'unknown');
+set PYTHON=/path/to/python3.10 (or newer) and run this again"
+}
+
+# "freeride" runs the pyz like python3 freeride.pyz; "freeride-watcher" calls the same
+# function as the pip-installed command of that name.
+write_launcher() {
+    name=$1
+    if [ "$name" = freeride ]; then
+        run="exec $(quote "$python") $(quote "$lib/freeride.pyz") \"\$@\""
+    else
+        code='import sys; sys.path.insert(0, sys.argv[1]); sys.argv[0:2] = ["freeride-watcher"]; import freeride; sys.exit(freeride.watcher_main())'
+        run="exec $(quote "$python") -c $(quote "$code") $(quote "$lib/freeride.pyz") \"\$@\""
+    fi
+    staged="$bin/.$name.$$"
+    printf '#!/bin/sh\n%s\n%s\n' "$marker" "$run" > "$staged"
+    chmod 755 "$staged"
+    mv -f "$staged" "$bin/$name"
+    staged=""
+}
+
+install() {
+    check_python
+    for launcher in "$bin/freeride" "$bin/freeride-watcher"; do
+        if [ -e "$launcher" ] && ! ours "$launcher"; then
+            die "$launcher exists and install.sh did not install it (pip or pipx?); remove it
+or choose another PREFIX"
+        fi
+    done
+    mkdir -p "$bin" "$lib" 2>/dev/null && [ -w "$bin" ] && [ -w "$lib" ] ||
+        die "cannot write to $prefix: choose another PREFIX, or run this as a user who can
+write there (for example: sudo PREFIX=$prefix sh install.sh)"
+
+    staged="$lib/.freeride.pyz.$$"
+    if [ -f "$here/freeride.py" ] && [ -f "$here/providers/__init__.py" ]; then
+        "$python" -B "$here/freeride.py" pack -o "$staged" >/dev/null ||
+            die "could not build freeride.pyz from $here"
+    elif [ -f "$here/freeride.pyz" ]; then
+        cp "$here/freeride.pyz" "$staged"
+    else
+        die "found neither a FreeRide checkout nor a freeride.pyz in $here"
+    fi
+    chmod 755 "$staged"
+    mv -f "$staged" "$lib/freeride.pyz"
+    staged=""
+    write_launcher freeride
+    write_launcher freeride-watcher
+
+    version=$("$bin/freeride" --version) || die "the installed $bin/freeride does not run"
+    say "installed $version: $bin/freeride, $bin/freeride-watcher ($lib/freeride.pyz)"
+    case ":$PATH:" in
+        *":$bin:"*) ;;
+        *) say "$bin is not on your PATH; add it, for example in ~/.profile:"
+           say "  export PATH=\"$bin:\$PATH\"" ;;
+    esac
+}
+
+case "${1-}" in
+    "") install ;;
+    --uninstall) uninstall ;;
+    -h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0" ;;
+    *) printf 'usage: sh install.sh [--uninstall]\n' >&2; exit 2 ;;
+esac
