@@ -1703,6 +1703,710 @@ def _has_images(messages):
 
 
 # =============================================================================================
+# bind
+# =============================================================================================
+# `freeride bind <agent>` writes the gateway into the agent's own config file, so that the
+# agent's next start goes through FreeRide; `freeride unbind <agent>` puts back what was there
+# before the first bind. Every config file edited here (OpenClaw's too, for `auto` and
+# `rotate`) follows the same rules:
+#   - a file that does not parse, or has a shape FreeRide does not understand, is never
+#     replaced: the command stops, says where and why, and the file stays byte for byte;
+#   - only the settings FreeRide owns change: every other key and comment stays as it was;
+#   - a timestamped backup is written first, then the new content through an atomic rename
+#     that keeps the file's permissions.
+# The standard library has no YAML, so YamlDocument is a small line editor for exactly the
+# block YAML these agents use. JSON files are parsed and rewritten whole, keys in order.
+
+class CannotEdit(Exception):
+    """A config file FreeRide will not change; the message says which file, where and why."""
+
+
+class YamlNode:
+    """One value in a YAML file and the lines it spans (line..last, inclusive).
+
+    kind is "map" (entries), "seq" (items), "scalar" (value), "flow" (a one-line [..] or {..};
+    value), "null" (nothing written after the key), or one FreeRide never reads or rewrites:
+    "block" (a | or > scalar) and "text" (a plain scalar over several lines). For a one-line
+    value, start..end are its columns on `line`, so it can be replaced in place.
+    """
+
+    def __init__(self, kind, line, col, value=None, start=0, end=0):
+        self.kind, self.line, self.col, self.last = kind, line, col, line
+        self.value, self.start, self.end = value, start, end
+        self.quoted = False
+        self.entries = {}   # map: key -> YamlEntry
+        self.items = []     # seq: YamlItem
+
+
+class YamlEntry(NamedTuple):
+    line: int       # the line of `key:`
+    colon: int      # the column just after the ':'
+    node: YamlNode
+
+
+class YamlItem(NamedTuple):
+    line: int       # the line of its '-'
+    node: YamlNode
+
+
+_WHAT = {"seq": "a list", "map": "a mapping", "flow": "a one-line [..] or {..} value",
+         "scalar": "a single value", "block": "a multi-line value", "text": "a multi-line value"}
+OPAQUE = object()  # the data of a value FreeRide does not read: equal to nothing
+YAML_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v",
+                "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\",
+                "N": "\x85", "_": "\xa0", "L": "\u2028", "P": "\u2029"}
+
+
+def _trivia(line):
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def _is_dash(line, col):
+    return line.startswith("-", col) and (len(line) == col + 1 or line[col + 1] == " ")
+
+
+def _spaces(line):
+    return len(line) - len(line.lstrip(" "))
+
+
+def _quoted_end(text, i):
+    """The index just after the quoted scalar that opens at text[i]; -1 if it does not close."""
+    quote, j = text[i], i + 1
+    while j < len(text):
+        if quote == '"' and text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == quote:
+            if quote == "'" and text[j + 1:j + 2] == "'":
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return -1
+
+
+def _comment_start(line, p):
+    """Where the comment of a line starts (a '#' after whitespace), searching from p."""
+    m = re.compile(r"[ \t]#").search(line, p)
+    return m.start() if m else len(line)
+
+
+def _flow_end(line, p):
+    """The index just after the [..] or {..} that opens at line[p]; -1 if it goes on."""
+    depth, j = 0, p
+    while j < len(line):
+        c = line[j]
+        if c in "\"'" and line[p:j].rstrip()[-1:] in ("[", "{", ",", ":"):  # opens a quoted item
+            j = _quoted_end(line, j)
+            if j < 0:
+                return -1
+            continue
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        elif c == "#" and line[j - 1] in " \t":
+            return -1
+        j += 1
+    return -1
+
+
+def _plain(text):
+    """The value of a plain scalar, as the agents' YAML loaders (YAML 1.1 and 1.2) read it."""
+    low = text.lower()
+    if low in ("", "~", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text):
+        return float(text)
+    return text
+
+
+def _same(a, b):
+    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def yaml_scalar(value, flow=False):
+    """value written as a YAML scalar that every YAML loader reads back as exactly value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    plain = (text and text == text.strip() and text[0] not in "-?:,[]{}#&*!|>'\"%@`~"
+             and ": " not in text and " #" not in text and not text.endswith(":")
+             and text.isprintable() and _plain(text) == text
+             and not (flow and any(c in text for c in ",[]{}")))
+    if plain:
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)  # JSON's escapes are a subset of YAML's
+    return quoted.replace("\x85", "\\N").replace("\u2028", "\\L").replace("\u2029", "\\P")
+
+
+def yaml_inline(value):
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_scalar(v, flow=True) for v in value) + "]"
+    return yaml_scalar(value)
+
+
+class YamlDocument:
+    """A YAML file as its lines, with just enough structure to change a few settings.
+
+    It understands block mappings and block lists (of scalars and of mappings, indented or
+    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
+    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
+    anchors, aliases and tags, several documents, directives, tabs used for indentation,
+    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
+    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
+    add only the lines of the settings they touch, and the text is parsed again after each
+    one, so an edit can never leave a file this class would not read.
+    """
+
+    def __init__(self, text, name="the file"):
+        self.name = name
+        self.bom = text.startswith("\ufeff")
+        if self.bom:
+            text = text[1:]
+        self.lines, self.ends = [], []
+        parts = text.split("\n")
+        for k, part in enumerate(parts):
+            if k == len(parts) - 1:
+                if part:
+                    self.lines.append(part)
+                    self.ends.append("")
+                break
+            crlf = part.endswith("\r")
+            self.lines.append(part[:-1] if crlf else part)
+            self.ends.append("\r\n" if crlf else "\n")
+        self.newline = "\r\n" if self.ends.count("\r\n") > self.ends.count("\n") else "\n"
+        self._parse()
+
+    def text(self):
+        return ("\ufeff" if self.bom else "") + "".join(map("".join, zip(self.lines, self.ends)))
+
+    def error(self, i, message):
+        return CannotEdit(f"{self.name} line {i + 1}: {message}")
+
+    # -- reading ------------------------------------------------------------------------------
+    def _parse(self):
+        self.sig = [i for i, line in enumerate(self.lines) if not _trivia(line)]
+        self.pos, self.steps, self.indentless = 0, [], False
+        if self.sig and re.match(r"---(\s|$)", self.lines[self.sig[0]]):
+            if not _trivia(self.lines[self.sig[0]][3:]):
+                raise self.error(self.sig[0], "a value on the '---' line is not supported")
+            self.pos = 1
+        for i in self.sig[self.pos:]:
+            if re.match(r"(---|\.\.\.)(\s|$)", self.lines[i]):
+                raise self.error(i, "several YAML documents in one file are not supported")
+            if self.lines[i].startswith("%"):
+                raise self.error(i, "YAML directives (%) are not supported")
+        j = self._peek()
+        if j is None:
+            self.root = YamlNode("null", len(self.lines), 0)
+        else:
+            col = self._indent(j)
+            line = self.lines[j]
+            if line[col] in "[{":
+                self.pos += 1
+                self.root = self._inline(j, col, -1)
+            elif _is_dash(line, col) or self._key_at(j, col):
+                self.root = self._block(j, col, -1)
+            else:
+                raise self.error(j, "the file holds a single value, not settings")
+            if self._peek() is not None:
+                raise self.error(self._peek(), "unexpected indentation or text")
+        self.step = min(self.steps) if self.steps else 2
+
+    def _peek(self):
+        return self.sig[self.pos] if self.pos < len(self.sig) else None
+
+    def _indent(self, i):
+        line = self.lines[i]
+        n = _spaces(line)
+        if line[n] == "\t":
+            raise self.error(i, "tabs used for indentation are not supported")
+        return n
+
+    def _key_at(self, i, col):
+        """(key, column after its ':') if line i holds `key:` at col, else None."""
+        line = self.lines[i]
+        c = line[col:col + 1]
+        if c in ("?", ":") and (len(line) == col + 1 or line[col + 1] == " "):
+            raise self.error(i, "complex keys ('? ') are not supported")
+        if c and c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in ('"', "'"):
+            end = _quoted_end(line, col)
+            m = re.compile(r" *:(?= |$)").match(line, end) if end > 0 else None
+            return (self._unquote(line[col:end], i), m.end()) if m else None
+        if not c or c in "#|>%@`[]{},":
+            return None
+        if _is_dash(line, col):
+            return None
+        for j in range(col, len(line)):
+            if line[j] == ":" and (j + 1 == len(line) or line[j + 1] == " "):
+                key = line[col:j].rstrip()
+                if key == "<<":
+                    raise self.error(i, "merge keys (<<) are not supported")
+                return key, j + 1
+            if line[j] == "#" and line[j - 1] in " \t":
+                return None
+        return None
+
+    def _block(self, j, col, parent):
+        """The block value whose first line is j, at column col, under a parent at `parent`."""
+        line = self.lines[j]
+        if _is_dash(line, col):
+            return self._seq(j, col)
+        if self._key_at(j, col):
+            return self._map(j, col)
+        if line[col] in "&*!":
+            raise self.error(j, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        node = YamlNode("text", j, col)  # a scalar alone on the lines under its key
+        self._extend_opaque(node, parent)
+        return node
+
+    def _extend_opaque(self, node, parent):
+        """Stretch node over the lines indented deeper than parent (blank lines included)."""
+        j = node.line + 1
+        while j < len(self.lines) and (not self.lines[j].strip() or _spaces(self.lines[j]) > parent):
+            if self.lines[j].strip():
+                node.last = j
+            j += 1
+        while self._peek() is not None and self._peek() <= node.last:
+            self.pos += 1
+
+    def _map(self, i, col):
+        node = YamlNode("map", i, col)
+        while True:
+            found = self._key_at(i, col)
+            if found is None:
+                raise self.error(i, "a list item where a key was expected" if
+                                 _is_dash(self.lines[i], col) else "expected a 'key: value' line")
+            key, colon = found
+            if key in node.entries:
+                raise self.error(i, f"the key {key!r} appears twice")
+            value = self._value(i, colon, col)
+            node.entries[key] = YamlEntry(i, colon, value)
+            node.last = max(node.last, value.last)
+            j = self._peek()
+            if j is None or self._indent(j) < col:
+                return node
+            if self._indent(j) > col:
+                raise self.error(j, "unexpected indentation")
+            i = j
+
+    def _seq(self, i, col):
+        node = YamlNode("seq", i, col)
+        while True:
+            item = self._value(i, col + 1, col, after_dash=True)
+            node.items.append(YamlItem(i, item))
+            node.last = max(node.last, item.last)
+            j = self._peek()
+            if j is None:
+                return node
+            indent = self._indent(j)
+            if indent == col and _is_dash(self.lines[j], col):
+                i = j
+                continue
+            if indent > col:
+                raise self.error(j, "unexpected indentation")
+            return node
+
+    def _value(self, i, p, indent, after_dash=False):
+        """The value after `key:` or `-` on line i (p: the column after the ':' or '-');
+        indent is the column of that key or dash. Consumes the value's lines."""
+        line = self.lines[i]
+        q = p
+        while q < len(line) and line[q] == " ":
+            q += 1
+        if q < len(line) and line[q] != "#":
+            if after_dash:
+                if _is_dash(line, q):
+                    raise self.error(i, "a list inside a list on one line ('- - x') is not supported")
+                if self._key_at(i, q):
+                    return self._map(i, q)
+            self.pos += 1
+            node = self._inline(i, q, indent)
+            if node.kind == "block":
+                self._extend_opaque(node, indent)
+            elif node.kind == "scalar" and not node.quoted:
+                while self._peek() is not None and self._indent(self._peek()) > indent:
+                    j = self._peek()
+                    if self._key_at(j, self._indent(j)):  # a plain scalar never holds ': '
+                        raise self.error(j, "unexpected indentation")
+                    node.kind, node.last = "text", j
+                    self.pos += 1
+            return node
+        self.pos += 1
+        j = self._peek()
+        if j is not None:
+            child = self._indent(j)
+            if child > indent:
+                if not after_dash:
+                    self.steps.append(child - indent)
+                return self._block(j, child, indent)
+            if child == indent and not after_dash and _is_dash(self.lines[j], child):
+                self.indentless = True
+                return self._block(j, child, indent)
+        return YamlNode("null", i, p, None, p, p)
+
+    def _inline(self, i, p, indent):
+        """The value written on line i from column p: a scalar, a flow collection or the
+        header of a block scalar."""
+        line = self.lines[i]
+        c = line[p]
+        if c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in "|>":
+            if not re.fullmatch(r"[|>][1-9+-]{0,2}([ \t]+#.*)?[ \t]*", line[p:]):
+                raise self.error(i, "unreadable block scalar header")
+            return YamlNode("block", i, p)
+        if c in "\"'":
+            end = _quoted_end(line, p)
+            if end < 0:
+                raise self.error(i, "a quoted string that goes on over several lines is not supported")
+            node = YamlNode("scalar", i, p, self._unquote(line[p:end], i), p, end)
+            node.quoted = True
+        elif c in "[{":
+            end = _flow_end(line, p)
+            if end < 0:
+                raise self.error(i, "a [..] or {..} value over several lines is not supported")
+            value, stop = self._flow(line[p:end], 0, i)
+            if stop != end - p:
+                raise self.error(i, "unreadable [..] or {..} value")
+            node = YamlNode("flow", i, p, value, p, end)
+        elif c in "%@`,]}" or (c in "?:-" and (p + 1 == len(line) or line[p + 1] == " ")):
+            raise self.error(i, f"a value cannot start with {c!r}")
+        else:
+            text = line[p:_comment_start(line, p)].rstrip()
+            if ": " in text or text.endswith(":"):
+                raise self.error(i, "a second ':' in a value (quote the value)")
+            node = YamlNode("scalar", i, p, _plain(text), p, p + len(text))
+        rest = line[node.end:]
+        if node.kind != "block" and rest.strip() and not re.match(r"[ \t]+#", rest):
+            raise self.error(i, f"unexpected text after the value: {rest.strip()!r}")
+        return node
+
+    def _flow(self, text, pos, i):
+        """(value, end) of the flow value at text[pos]: a scalar, [..] or {..} of them."""
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        c = text[pos:pos + 1]
+        if c in ("[", "{"):
+            close, out = ("]", []) if c == "[" else ("}", {})
+            pos += 1
+            while True:
+                while pos < len(text) and text[pos] == " ":
+                    pos += 1
+                if text[pos:pos + 1] == close:
+                    return out, pos + 1
+                item, pos = self._flow(text, pos, i)
+                if c == "{":
+                    if text[pos:pos + 1] != ":" or not isinstance(item, (str, int, float, bool)):
+                        raise self.error(i, "unreadable {..} value")
+                    if item in out:
+                        raise self.error(i, f"the key {item!r} appears twice")
+                    out[item], pos = self._flow(text, pos + 1, i)
+                else:
+                    out.append(item)
+                while pos < len(text) and text[pos] == " ":
+                    pos += 1
+                if text[pos:pos + 1] == ",":
+                    pos += 1
+                elif text[pos:pos + 1] != close:
+                    raise self.error(i, "unreadable [..] or {..} value")
+        if c and c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in ('"', "'"):
+            end = _quoted_end(text, pos)
+            return self._unquote(text[pos:end], i), end
+        start = pos
+        while pos < len(text) and text[pos] not in ",[]{}" and not (
+                text[pos] == ":" and (pos + 1 == len(text) or text[pos + 1] in " ,]}")):
+            pos += 1
+        return _plain(text[start:pos].strip()), pos
+
+    def _unquote(self, text, i):
+        if text[0] == "'":
+            return text[1:-1].replace("''", "'")
+        body, out, k = text[1:-1], [], 0
+        while k < len(body):
+            c = body[k]
+            if c != "\\":
+                out.append(c)
+                k += 1
+                continue
+            e = body[k + 1:k + 2]
+            width = {"x": 2, "u": 4, "U": 8}.get(e, 0)
+            if e in YAML_ESCAPES:
+                out.append(YAML_ESCAPES[e])
+            elif width and re.fullmatch(r"[0-9a-fA-F]+", body[k + 2:k + 2 + width] or "-") \
+                    and len(body[k + 2:k + 2 + width]) == width:
+                out.append(chr(int(body[k + 2:k + 2 + width], 16)))
+            else:
+                raise self.error(i, f"unknown escape '\\{e}' in a quoted string")
+            k += 2 + width
+        return "".join(out)
+
+    def data(self, node):
+        """The plain Python value of a node (OPAQUE for what FreeRide does not read)."""
+        if node.kind == "map":
+            return {k: self.data(e.node) for k, e in node.entries.items()}
+        if node.kind == "seq":
+            return [self.data(item.node) for item in node.items]
+        if node.kind in ("scalar", "flow", "null"):
+            return node.value
+        return OPAQUE
+
+    def find(self, path):
+        """The node at path (map keys and list indexes), or None."""
+        node = self.root
+        for step in path:
+            if isinstance(step, int):
+                if node.kind != "seq" or not 0 <= step < len(node.items):
+                    return None
+                node = node.items[step].node
+            else:
+                if node.kind != "map" or step not in node.entries:
+                    return None
+                node = node.entries[step].node
+        return node
+
+    def get(self, path, default=None):
+        node = self.find(path)
+        return default if node is None else self.data(node)
+
+    def secrets(self, pattern):
+        """The string values of every key whose name matches pattern (to mask in diffs)."""
+        found, todo = set(), [self.root]
+        while todo:
+            node = todo.pop()
+            if node.kind == "map":
+                for key, entry in node.entries.items():
+                    if re.search(pattern, key) and isinstance(entry.node.value, str):
+                        found.add(entry.node.value)
+                    todo.append(entry.node)
+            elif node.kind == "seq":
+                todo.extend(item.node for item in node.items)
+        return found
+
+    # -- editing ------------------------------------------------------------------------------
+    def _splice(self, first, count, new):
+        """Replace `count` lines from `first` with the lines `new`, then parse again."""
+        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
+            self.ends[-1] = self.newline
+        keep = self.ends[first] if count == len(new) == 1 else None
+        self.lines[first:first + count] = new
+        self.ends[first:first + count] = [self.newline] * len(new)
+        if keep is not None:
+            self.ends[first] = keep
+        try:
+            self._parse()
+        except CannotEdit as e:  # an edit must never make a file this class cannot read
+            raise AssertionError(f"the YAML editor produced a file it cannot read: {e}") from None
+
+    def _drop_value(self, entry):
+        """Rewrite `key: value` as `key:` (keeping a comment), dropping the lines under it."""
+        line = self.lines[entry.line]
+        rest = line[entry.node.end:] if entry.node.line == entry.line else ""
+        comment = rest if rest.strip() else ""
+        self._splice(entry.line, entry.node.last - entry.line + 1, [line[:entry.colon] + comment])
+
+    def _container(self, path, kind):
+        """Where to add to the mapping (kind "map") or list ("seq") at path, creating it, or
+        replacing an empty or single value there: (node or None, line to add after, column)."""
+        if not path:
+            root = self.root
+            if root.kind == kind:
+                return root, len(self.lines) - 1, root.col
+            if root.kind == "null" or (root.kind == "flow" and not root.value):
+                if root.kind == "flow":
+                    self._splice(root.line, 1, [])
+                return None, len(self.lines) - 1, 0
+            raise self.error(root.line, f"the file holds {_WHAT[root.kind]}, not the "
+                             f"{_WHAT[kind][2:]} FreeRide expected")
+        *above, key = path
+        if isinstance(key, int):
+            node = self.find(path)
+            if node is None or node.kind != kind:
+                raise self.error(self.find(tuple(above)).line, "unexpected list item")
+            return node, node.last, node.col
+        parent, after, col = self._container(tuple(above), "map")
+        entry = parent.entries.get(key) if parent is not None else None
+        if entry is None:
+            self._splice(after + 1, 0, [" " * col + yaml_scalar(key) + ":"])
+            return self._container(path, kind)
+        node = entry.node
+        if node.kind == kind:
+            return node, node.last, node.col
+        if node.kind == "null":
+            step = 0 if kind == "seq" and self.indentless else self.step
+            return None, entry.line, parent.col + step
+        if (node.kind == "flow" and not node.value) or (node.kind == "scalar" and node.value is None):
+            self._drop_value(entry)
+            return self._container(path, kind)
+        if node.kind == "scalar" and kind == "map":
+            self._drop_value(entry)  # e.g. Hermes' older `model: name` becomes a `model:` block
+            return self._container(path, kind)
+        raise self.error(entry.line, f"{key!r} is {_WHAT[node.kind]} here, not the "
+                         f"{_WHAT[kind][2:]} FreeRide expected")
+
+    def set(self, path, value):
+        """Give the key at path (keys through nested mappings, or list indexes) this value: a
+        scalar or a list of scalars. Returns True if the text changed."""
+        *above, key = path
+        parent, after, col = self._container(tuple(above), "map")
+        entry = parent.entries.get(key) if parent is not None else None
+        if entry is None:
+            self._splice(after + 1, 0, [" " * col + yaml_scalar(key) + ": " + yaml_inline(value)])
+            return True
+        node = entry.node
+        if _same(self.data(node), value):
+            return False
+        if node.kind in ("block", "text"):
+            raise self.error(entry.line, f"{key!r} is a multi-line value; FreeRide does not "
+                             "rewrite those")
+        line = self.lines[entry.line]
+        if node.kind in ("scalar", "flow"):
+            self._splice(entry.line, 1, [line[:node.start] + yaml_inline(value) + line[node.end:]])
+        else:
+            rest = line[entry.colon:]
+            comment = rest if rest.strip() else ""
+            self._splice(entry.line, node.last - entry.line + 1,
+                         [line[:entry.colon] + " " + yaml_inline(value) + comment])
+        return True
+
+    def upsert_item(self, path, match, fields, first=False):
+        """In the list at path, the mapping whose `match` key equals fields[match] is given
+        every field; if there is none, a new one is added (first or last). True if changed."""
+        seq, after, dash = self._container(tuple(path), "seq")
+        offset = 2
+        if seq is not None:
+            hits = [k for k, item in enumerate(seq.items) if item.node.kind == "map"
+                    and _same(self.get((*path, k, match)), fields[match])]
+            if len(hits) > 1:
+                raise self.error(seq.items[hits[1]].line, f"two list items have "
+                                 f"{match}: {fields[match]}; FreeRide does not know which to change")
+            if hits:
+                changed = False
+                for key, value in fields.items():
+                    changed = self.set((*path, hits[0], key), value) or changed
+                return changed
+            maps = [item for item in seq.items if item.node.kind == "map"]
+            if maps:
+                offset = maps[0].node.col - seq.col
+            after = seq.items[0].line - 1 if first else seq.last
+        lines = [" " * (dash + offset) + yaml_scalar(key) + ": " + yaml_inline(value)
+                 for key, value in fields.items()]
+        lines[0] = " " * dash + "-" + lines[0][dash + 1:]
+        self._splice(after + 1, 0, lines)
+        return True
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"the key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
+
+
+def _strip_json5(text):
+    """text without JSON5's trailing commas; and whether it had // or /* */ comments."""
+    out, last, comments, i = [], -1, False, 0
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            end = _quoted_end(text, i)
+            end = len(text) if end < 0 else end
+            out.append(text[i:end])
+            last, i = len(out) - 1, end
+            continue
+        if text.startswith("//", i) or text.startswith("/*", i):
+            comments = True
+            end = text.find("\n", i) if c == "/" and text[i + 1] == "/" else text.find("*/", i + 2) + 2
+            i = len(text) if end < 2 or end == -1 else end
+            continue
+        if c in "}]" and last >= 0 and out[last] == ",":
+            out[last] = " "
+        out.append(c)
+        if not c.isspace():
+            last = len(out) - 1
+        i += 1
+    return "".join(out), comments
+
+
+def read_json_config(text, name):
+    """The JSON object in a config file's text ({} for an empty file).
+
+    JSON5's trailing commas are accepted (the rewritten file is plain JSON); a file with
+    comments is refused, because rewriting it would lose them.
+    """
+    body = text.lstrip("\ufeff")
+    if not body.strip():
+        return {}
+    cleaned, comments = _strip_json5(body)
+    if comments:
+        raise CannotEdit(f"{name} has comments (JSON5); FreeRide rewrites JSON files whole and "
+                         "would lose them, so it leaves this one as it is")
+    try:
+        doc = json.loads(cleaned, object_pairs_hook=_unique_keys)
+    except ValueError as e:
+        raise CannotEdit(f"{name} is not JSON FreeRide can read ({e})") from None
+    if not isinstance(doc, dict):
+        raise CannotEdit(f"{name} holds a JSON {type(doc).__name__}, not an object of settings")
+    return doc
+
+
+def dump_json_config(doc, original):
+    """doc as JSON, indented like the original file (two spaces if it gives no hint)."""
+    m = re.search(r"^([ \t]+)\S", original, re.M)
+    indent = (("\t" if "\t" in m.group(1) else len(m.group(1))) if m else 2) or 2
+    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    return text.replace("\n", "\r\n") if "\r\n" in original else text
+
+
+def _json_object(parent, key, where):
+    """parent[key], a JSON object, created if missing; CannotEdit if it is something else."""
+    if parent.get(key) is None:
+        parent[key] = {}
+    if not isinstance(parent[key], dict):
+        raise CannotEdit(f"{where}.{key} is not an object; FreeRide expected one")
+    return parent[key]
+
+
+def json_secrets(doc, pattern):
+    found, todo = set(), [doc]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and re.search(pattern, key):
+                    found.add(value)
+                todo.append(value)
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+# =============================================================================================
 # cli
 # =============================================================================================
 
