@@ -18,6 +18,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   router    model resolution, the failure classifier and the walk over (provider, key)
   front     the threaded HTTP server: routing, request bodies, OpenAI-shaped errors
   dialects  chat completions, plain and streamed
+  bind      agents wired to the gateway in their own config files (a small YAML editor,
+            backups, unbind)
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -27,6 +29,7 @@ Standard library only; Python 3.10 or newer.
 import argparse
 import base64
 import calendar
+import difflib
 import email.utils
 import hashlib
 import hmac
@@ -2406,6 +2409,546 @@ def json_secrets(doc, pattern):
     return found
 
 
+# -- what each agent reads ----------------------------------------------------------------
+
+DEFAULT_AGENT_KEY = "freeride-local"  # some agents drop keys that are short or look like placeholders
+PLACEHOLDER_KEYS = {"any", "none", "null", "dummy", "test", "key", "fake", "empty", "local",
+                    "placeholder", "changeme", "no-key", "nokey", "no-key-required", "not-needed",
+                    "api-key", "your-api-key", "sk-xxx", "sk-no-key-required"}
+SECRET_KEYS = r"(?i)(api[-_]?key|token|secret|password)$"  # keys whose values a diff masks
+LLM_KEYS = "keys.json"  # llm's file of keys: every value in it is a secret
+HERMES_MIN_CONTEXT = 65536  # Hermes refuses a model that advertises less
+OPENCLAW_MAX_TOKENS = 8192
+
+
+class Binding(NamedTuple):
+    """What an agent is told: where the gateway is, which model to ask for, which key to send."""
+    gateway_url: str
+    model: str
+    api_key: str
+
+
+class Target(NamedTuple):
+    """One config file an agent reads, and how FreeRide edits it: kind "yaml" calls
+    edit(YamlDocument), kind "json" calls edit(dict); both change it in place."""
+    path: Path
+    kind: str
+    edit: object
+
+
+def user_home(env):
+    return Path(env.get("HOME") or Path.home())
+
+
+def served_context(model):
+    """The context windows (smallest first) of the models `model` resolves to, over every
+    provider FreeRide knows, from the provider tables."""
+    routes = [Route(cls(), []) for cls in providers.REGISTRY.values()]
+    return sorted({_context(route, model_id) for route, model_id in resolve(routes, model)} - {0})
+
+
+def hermes_context(model):
+    """The smallest context window `model` really has on some provider that Hermes accepts."""
+    windows = served_context(model)
+    usable = [w for w in windows if w >= HERMES_MIN_CONTEXT]
+    if not usable:
+        raise CannotEdit(f"Hermes needs a model with at least {HERMES_MIN_CONTEXT} tokens of "
+                         f"context, and {model!r} has at most {max(windows, default=0)} on the "
+                         "providers FreeRide knows; choose another --model (auto has "
+                         f"{served_context('auto')[0]})")
+    return usable[0]
+
+
+def git_root(start):
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def llm_user_dir(env, home, platform=sys.platform):
+    """Where Simon Willison's llm keeps its files: $LLM_USER_PATH, else click's app dir."""
+    if env.get("LLM_USER_PATH"):
+        return Path(env["LLM_USER_PATH"])
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "io.datasette.llm"
+    if platform.startswith("win"):
+        return Path(env.get("APPDATA") or home) / "io.datasette.llm"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "io.datasette.llm"
+
+
+def openclaw_path(env, home):
+    return Path(env.get("OPENCLAW_CONFIG_PATH") or home / ".openclaw" / "openclaw.json")
+
+
+def aider_targets(env, cwd, scope, binding):
+    if scope == "git":
+        root = git_root(cwd)
+        if root is None:
+            raise CannotEdit(f"--scope git: {cwd} is not inside a git repository")
+        folder = root
+    else:
+        folder = cwd if scope == "cwd" else user_home(env)
+    model = "openai/" + binding.model if binding else ""  # aider strips "openai/" on the wire
+
+    def edit(doc):
+        for key, value in (("openai-api-base", binding.gateway_url),
+                           ("openai-api-key", binding.api_key), ("model", model),
+                           ("weak-model", model), ("editor-model", model)):
+            doc.set((key,), value)
+    return [Target(folder / ".aider.conf.yml", "yaml", edit)]
+
+
+def continue_targets(env, cwd, scope, binding):
+    folder = Path(env.get("CONTINUE_GLOBAL_DIR") or user_home(env) / ".continue")
+
+    def edit(doc):
+        for key, value in (("name", "Local Assistant"), ("version", "1.0.0"), ("schema", "v1")):
+            if doc.find((key,)) is None:
+                doc.set((key,), value)
+        doc.upsert_item(("models",), "name", {
+            "name": "FreeRide", "provider": "openai", "model": binding.model,
+            "apiBase": binding.gateway_url, "apiKey": binding.api_key,
+            "roles": ["chat", "edit", "apply"]}, first=True)
+    return [Target(folder / "config.yaml", "yaml", edit)]
+
+
+def hermes_targets(env, cwd, scope, binding):
+    folder = Path(env.get("HERMES_HOME") or user_home(env) / ".hermes")
+
+    def edit(doc):
+        for key, value in (("default", binding.model), ("provider", "custom"),
+                           ("base_url", binding.gateway_url), ("api_key", binding.api_key),
+                           ("context_length", hermes_context(binding.model))):
+            doc.set(("model", key), value)
+    return [Target(folder / "config.yaml", "yaml", edit)]
+
+
+def openclaw_targets(env, cwd, scope, binding):
+    def edit(doc):
+        bind_openclaw_models(doc, binding, [binding.model])
+        set_openclaw_primary(doc, f"freeride/{binding.model}", None)
+    return [Target(openclaw_path(env, user_home(env)), "json", edit)]
+
+
+def llm_targets(env, cwd, scope, binding):
+    folder = llm_user_dir(env, user_home(env))
+
+    def edit_models(doc):
+        doc.upsert_item((), "model_id", {
+            "model_id": "freeride", "model_name": binding.model, "api_base": binding.gateway_url,
+            "api_key_name": "freeride", "supports_tools": True})
+
+    def edit_keys(doc):
+        if not doc:
+            doc["// Note"] = "This file stores secret API credentials. Do not share!"  # as llm writes it
+        doc["freeride"] = binding.api_key
+    return [Target(folder / "extra-openai-models.yaml", "yaml", edit_models),
+            Target(folder / LLM_KEYS, "json", edit_keys)]
+
+
+def bind_openclaw_models(doc, binding, model_ids):
+    """OpenClaw's `freeride` provider: the gateway, and an entry for each of model_ids."""
+    models = _json_object(doc, "models", "openclaw.json")
+    models["mode"] = "merge"
+    provider = _json_object(_json_object(models, "providers", "models"), "freeride",
+                            "models.providers")
+    provider.update(baseUrl=binding.gateway_url, apiKey=binding.api_key, api="openai-completions")
+    if not isinstance(provider.get("models"), list):
+        provider["models"] = []
+    for k, model_id in enumerate(model_ids):
+        entry = next((m for m in provider["models"] if isinstance(m, dict)
+                      and m.get("id") == model_id), None)
+        if entry is None:
+            entry = {}
+            provider["models"].insert(k, entry)
+        entry.update(id=model_id, name=f"FreeRide {model_id}", reasoning=False, input=["text"],
+                     contextWindow=(served_context(model_id) or [131072])[0],
+                     maxTokens=OPENCLAW_MAX_TOKENS)
+
+
+def set_openclaw_primary(doc, primary, fallbacks):
+    """agents.defaults.model: its primary (and fallbacks, unless None); models referenced are
+    added to the allowlist agents.defaults.models when the user keeps one."""
+    defaults = _json_object(_json_object(doc, "agents", "openclaw.json"), "defaults", "agents")
+    if isinstance(defaults.get("model"), str):
+        defaults["model"] = {"primary": defaults["model"]}
+    model = _json_object(defaults, "model", "agents.defaults")
+    model["primary"] = primary
+    if fallbacks is not None:
+        model["fallbacks"] = fallbacks
+    if isinstance(defaults.get("models"), dict):
+        for ref in [primary, *(fallbacks or ())]:
+            defaults["models"].setdefault(ref, {})
+
+
+class Agent(NamedTuple):
+    title: str
+    targets: object     # fn(env, cwd, scope, binding) -> [Target]
+    reload: str         # when the agent sees a change, said after bind and unbind
+    use: str = ""       # how to use FreeRide from the agent, said after bind
+    hot_reload: bool = False
+
+
+AGENTS = {
+    "aider": Agent("Aider", aider_targets, "aider reads its config at start: start it again."),
+    "continue": Agent("Continue", continue_targets, "Continue reloads its config by itself.",
+                      "Pick the FreeRide model in Continue's model menu.", hot_reload=True),
+    "hermes": Agent("Hermes", hermes_targets, "hermes reads its config at start: start it "
+                    "again."),
+    "openclaw": Agent("OpenClaw", openclaw_targets, "OpenClaw reads its config at start: "
+                      "restart it (and its gateway service, if it runs one)."),
+    "llm": Agent("llm", llm_targets, "llm reads its config on every run.",
+                 "Use it with `llm -m freeride`, or make it the default with "
+                 "`llm models default freeride`.", hot_reload=True),
+}
+
+
+def say_reload(agent):
+    print(("hot reload: " if agent.hot_reload else "restart needed: ") + agent.reload)
+
+
+# -- planning and writing changes -------------------------------------------------------------
+
+class FileChange(NamedTuple):
+    """One file to write (after=None: to delete). before=None: the file does not exist."""
+    path: Path
+    before: object
+    after: object
+    mode: int
+    secrets: frozenset
+
+
+def _read(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CannotEdit(f"{path} is a directory, not a config file") from None
+    except OSError as e:
+        raise CannotEdit(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def plan(targets):
+    """The change each target's edit makes to its file, computed without writing anything."""
+    changes = []
+    for target in targets:
+        path = target.path.resolve()  # a symlinked dotfile is edited where it really lives
+        before = _read(path)
+        try:
+            text = before.decode("utf-8") if before is not None else ""
+        except UnicodeDecodeError:
+            raise CannotEdit(f"{path} is not UTF-8 text") from None
+        if target.kind == "yaml":
+            doc = YamlDocument(text, str(path))
+            target.edit(doc)
+            after = doc.text()
+        else:
+            old, doc = read_json_config(text, str(path)), read_json_config(text, str(path))
+            target.edit(doc)
+            after = text if _same(old, doc) else dump_json_config(doc, text)
+        mode = os.stat(path).st_mode & 0o7777 if before is not None else 0o600
+        after = after.encode("utf-8")
+        changes.append(FileChange(path, before, after, mode,
+                                  secrets_in(path, before) | secrets_in(path, after)))
+    return changes
+
+
+def secrets_in(path, data):
+    """The values in a config file a diff must not show: those of keys named like a key,
+    token, secret or password (and every value of llm's keys.json)."""
+    try:
+        text = (data or b"").decode("utf-8")
+        if path.suffix == ".json":
+            doc = read_json_config(text, str(path))
+            found = json_secrets(doc, SECRET_KEYS)
+            if path.name == LLM_KEYS:
+                found |= {v for k, v in doc.items() if isinstance(v, str) and not k.startswith("//")}
+        else:
+            found = YamlDocument(text, str(path)).secrets(SECRET_KEYS)
+    except (CannotEdit, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(s for s in found if len(s) >= 8 and s != DEFAULT_AGENT_KEY
+                     and not s.startswith("${"))
+
+
+def show_diff(change, out):
+    """The change as a unified diff, with secrets (the user's other keys) masked."""
+    def lines(data):
+        return data.decode("utf-8", "replace").splitlines(keepends=True) if data is not None else []
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in difflib.unified_diff(
+                       lines(change.before), lines(change.after),
+                       f"{change.path} (before)" if change.before is not None else "/dev/null",
+                       str(change.path) if change.after is not None else "/dev/null"))
+    for secret in sorted(change.secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    out.write(text)
+
+
+def write_file(path, data, mode):
+    """Replace path with data through a temp file and a rename; the file gets `mode`."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.freeride-{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_backup(path, data, mode):
+    """A timestamped copy of a file's old content next to it, with its mode; its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        backup = path.with_name(f"{path.name}.freeride-backup-{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(backup, mode)
+        return backup
+
+
+def apply(change):
+    """Write one planned change, after a backup of what the file held; the backup's path."""
+    if _read(change.path) != change.before:
+        raise CannotEdit(f"{change.path} changed while FreeRide was editing it; run the "
+                         "command again")
+    backup = None
+    if change.before is not None:
+        backup = write_backup(change.path, change.before, os.stat(change.path).st_mode & 0o7777)
+    if change.after is None:
+        change.path.unlink()
+    else:
+        write_file(change.path, change.after, change.mode)
+    return backup
+
+
+def apply_all(changes, dry_run, out):
+    """Show each change as a diff and, unless dry_run, write it; False if nothing changed."""
+    changes = [c for c in changes if c.after != c.before]
+    for change in changes:
+        show_diff(change, out)
+    if dry_run and changes:
+        out.write("(dry run: nothing was written)\n")
+    if dry_run or not changes:
+        return bool(changes)
+    for change in changes:
+        backup = apply(change)
+        what = "deleted" if change.after is None else "wrote"
+        out.write(f"{what} {change.path}" + (f" (backup of the old file: {backup})\n" if backup
+                                              else " (new file)\n"))
+    return True
+
+
+# -- what unbind restores ---------------------------------------------------------------------
+
+def records_path(config, agent):
+    return config.home / "bind" / f"{agent}.json"
+
+
+def load_records(config, agent):
+    """{file path: what it held before the first bind} for an agent."""
+    path = records_path(config, agent)
+    try:
+        doc = json.loads(path.read_bytes())
+        return {row["path"]: row for row in doc["files"]}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CannotEdit(f"{path} (what unbind restores) cannot be read ({e}); fix or remove "
+                         "it first") from None
+
+
+def save_records(config, agent, records):
+    path = records_path(config, agent)
+    if records:
+        write_atomic(path, json.dumps({"version": 1, "agent": agent,
+                                       "files": list(records.values())}, indent=1).encode())
+    elif path.exists():
+        path.unlink()
+
+
+def original(change):
+    """The record of a file as it was before FreeRide first changed it."""
+    return {"path": str(change.path), "existed": change.before is not None,
+            "mode": change.mode if change.before is not None else None,
+            "content": base64.b64encode(change.before or b"").decode(),
+            "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def default_gateway_url(config):
+    host = config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{config.port}/v1"
+
+
+def gateway_answers(url, timeout=1.0):
+    """True if something answers GET /health at the gateway URL's host (loopback only)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def cmd_bind(args, config):
+    agent = AGENTS[args.agent]
+    if args.scope and args.agent != "aider":
+        print("freeride: --scope is for aider only", file=sys.stderr)
+        return 2
+    url = (args.gateway_url or default_gateway_url(config)).rstrip("/")
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or \
+            not urllib.parse.urlsplit(url).hostname:
+        print(f"freeride: --gateway-url must be an http:// or https:// URL, not {url!r}",
+              file=sys.stderr)
+        return 2
+    key = args.api_key or config.api_key or DEFAULT_AGENT_KEY
+    if len(key) < 8 or key.lower() in PLACEHOLDER_KEYS:
+        print(f"freeride: warning: some agents (Hermes) treat a key like {key!r} as no key at "
+              "all; use 8 characters or more that are not a placeholder word", file=sys.stderr)
+    if config.api_key and key != config.api_key:
+        print("freeride: warning: FREERIDE_API_KEY is set and differs from --api-key, so a "
+              "gateway started with it will refuse this agent", file=sys.stderr)
+    binding = Binding(url, args.model, key)
+    try:
+        targets = agent.targets(config.env, Path.cwd(), args.scope or "home", binding)
+        changes = plan(targets)
+        if not any(c.after != c.before for c in changes):
+            print(f"freeride: {agent.title} already goes through FreeRide ({url}, model "
+                  f"{args.model}); nothing changed")
+            return 0
+        if not args.dry_run:
+            records = load_records(config, args.agent)
+            for change in changes:
+                if change.after != change.before and str(change.path) not in records:
+                    records[str(change.path)] = original(change)
+            save_records(config, args.agent, records)
+        apply_all(changes, args.dry_run, sys.stdout)
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        _print_by_hand(args.agent, binding._replace(api_key="$FREERIDE_API_KEY")
+                       if config.api_key and key == config.api_key else binding)
+        return 1
+    if args.dry_run:
+        return 0
+    print(f"freeride: {agent.title} now goes through FreeRide at {url} (model {args.model}); "
+          f"undo with `freeride unbind {args.agent}`")
+    say_reload(agent)
+    if agent.use:
+        print(agent.use)
+    if is_loopback(urllib.parse.urlsplit(url).hostname) and not gateway_answers(url):
+        print(f"note: no gateway answers at {url} yet; start it with `freeride serve`")
+    return 0
+
+
+def _print_by_hand(agent, binding):
+    """What the settings look like in a fresh file, for a user who will edit theirs by hand."""
+    try:
+        for target in AGENTS[agent].targets({"HOME": "/nonexistent"}, Path("/nonexistent"),
+                                            "home", binding):
+            if target.kind == "yaml":
+                doc = YamlDocument("")
+                target.edit(doc)
+                text = doc.text()
+            else:
+                doc = {}
+                target.edit(doc)
+                text = json.dumps(doc, indent=2) + "\n"
+            print(f"To set it up by hand, put this in {target.path.name}:\n{text}",
+                  end="", file=sys.stderr)
+    except CannotEdit:
+        pass
+
+
+def cmd_unbind(args, config):
+    agent = AGENTS[args.agent]
+    if args.scope and args.agent != "aider":
+        print("freeride: --scope is for aider only", file=sys.stderr)
+        return 2
+    try:
+        records = load_records(config, args.agent)
+        chosen = dict(records)
+        if args.scope:
+            [target] = agent.targets(config.env, Path.cwd(), args.scope, None)
+            chosen = {p: r for p, r in records.items() if p == str(target.path.resolve())}
+        if not chosen:
+            print(f"freeride: no bind of {agent.title} is recorded in "
+                  f"{records_path(config, args.agent)}; nothing to undo")
+            return 0
+        changes = []
+        for row in chosen.values():
+            path = Path(row["path"])
+            before = _read(path)
+            after = base64.b64decode(row["content"]) if row["existed"] else None
+            if before != after:
+                changes.append(FileChange(path, before, after, row["mode"] or 0o600,
+                                          secrets_in(path, before) | secrets_in(path, after)))
+            elif after is not None and os.stat(path).st_mode & 0o7777 != row["mode"] \
+                    and not args.dry_run:
+                os.chmod(path, row["mode"])
+        if not apply_all(changes, args.dry_run, sys.stdout) and not args.dry_run:
+            print(f"freeride: {agent.title}'s files already hold what they held before bind")
+        if args.dry_run:
+            return 0
+        save_records(config, args.agent, {p: r for p, r in records.items() if p not in chosen})
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        return 1
+    print(f"freeride: {agent.title} no longer goes through FreeRide; restored what was there "
+          "before the first bind")
+    say_reload(agent)
+    return 0
+
+
+def add_agent_commands(commands):
+    """The subcommands of this section, on build_parser's subparsers."""
+    bind = commands.add_parser(
+        "bind", help="write the gateway into an agent's own config file",
+        description="Write the gateway into the agent's config file (with a backup), so its "
+        "next start goes through FreeRide. `freeride unbind` undoes it.")
+    bind.add_argument("agent", choices=list(AGENTS))
+    bind.add_argument("--scope", choices=("home", "cwd", "git"),
+                      help="aider only: ~/.aider.conf.yml (home, the default), the current "
+                      "directory's, or the enclosing git repository's")
+    bind.add_argument("--gateway-url", help="the gateway's base URL (default "
+                      f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/v1, from FREERIDE_HOST and FREERIDE_PORT)")
+    bind.add_argument("--model", default="auto", type=lambda s: s.strip() or "auto",
+                      help="the model the agent asks for (default auto: every provider's best "
+                      "free model)")
+    bind.add_argument("--api-key", help="the key the agent sends (default $FREERIDE_API_KEY, "
+                      f"else {DEFAULT_AGENT_KEY})")
+    bind.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    bind.set_defaults(run=cmd_bind)
+    unbind = commands.add_parser(
+        "unbind", help="restore an agent's config file as it was before the first bind",
+        description="Put back exactly what the agent's config files held before the first "
+        "`freeride bind` (a file bind created is deleted), after a backup of what they hold now.")
+    unbind.add_argument("agent", choices=list(AGENTS))
+    unbind.add_argument("--scope", choices=("home", "cwd", "git"),
+                        help="aider only: restore only that file (default: every file bound)")
+    unbind.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    unbind.set_defaults(run=cmd_unbind)
+
+
 # =============================================================================================
 # cli
 # =============================================================================================
@@ -2476,6 +3019,7 @@ def build_parser():
     serve.add_argument("--demo", action="store_true",
                        help="serve only the offline demo provider (no keys, no network)")
     serve.set_defaults(run=cmd_serve)
+    add_agent_commands(commands)
     return parser
 
 
