@@ -1811,8 +1811,10 @@ def _flow_end(line, p):
             depth -= 1
             if depth == 0:
                 return j + 1
-        elif c == "#" and line[j - 1] in " \t":
-            return -1
+        elif c == "#" and line[j - 1] in " \t\n":
+            if "\n" not in line[j:]:
+                return -1
+            j = line.index("\n", j)
         j += 1
     return -1
 
@@ -2085,13 +2087,13 @@ class YamlDocument:
         if c in "\"'":
             end = _quoted_end(line, p)
             if end < 0:
-                raise self.error(i, "a quoted string that goes on over several lines is not supported")
+                return self._multi_line(i, p, _quoted_end)
             node = YamlNode("scalar", i, p, self._unquote(line[p:end], i), p, end)
             node.quoted = True
         elif c in "[{":
             end = _flow_end(line, p)
             if end < 0:
-                raise self.error(i, "a [..] or {..} value over several lines is not supported")
+                return self._multi_line(i, p, _flow_end)
             value, stop = self._flow(line[p:end], 0, i)
             if stop != end - p:
                 raise self.error(i, "unreadable [..] or {..} value")
@@ -2106,6 +2108,22 @@ class YamlDocument:
         rest = line[node.end:]
         if node.kind != "block" and rest.strip() and not re.match(r"[ \t]+#", rest):
             raise self.error(i, f"unexpected text after the value: {rest.strip()!r}")
+        return node
+
+    def _multi_line(self, i, p, find_end):
+        """A quoted or [..] value that goes on over several lines: kept, never read."""
+        text = "\n".join([self.lines[i][p:], *self.lines[i + 1:]])
+        end = find_end(text, 0)
+        if end < 0:
+            raise self.error(i, "a quoted or [..] value that never ends")
+        last = i + text.count("\n", 0, end)
+        rest = text[end:].split("\n", 1)[0]
+        if rest.strip() and not re.match(r"[ \t]+#", rest):
+            raise self.error(last, f"unexpected text after the value: {rest.strip()!r}")
+        node = YamlNode("text", i, p)
+        node.last = last
+        while self._peek() is not None and self._peek() <= last:
+            self.pos += 1
         return node
 
     def _flow(self, text, pos, i):
@@ -2336,16 +2354,21 @@ def _strip_json5(text):
     out, last, comments, i = [], -1, False, 0
     while i < len(text):
         c = text[i]
-        if c == '"':
-            end = _quoted_end(text, i)
-            end = len(text) if end < 0 else end
+        if c in "\"'":
+            end = i + 1
+            while end < len(text) and text[end] != c:
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, len(text))
             out.append(text[i:end])
             last, i = len(out) - 1, end
             continue
-        if text.startswith("//", i) or text.startswith("/*", i):
-            comments = True
-            end = text.find("\n", i) if c == "/" and text[i + 1] == "/" else text.find("*/", i + 2) + 2
-            i = len(text) if end < 2 or end == -1 else end
+        if text.startswith("//", i):
+            comments, end = True, text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        if text.startswith("/*", i):
+            comments, end = True, text.find("*/", i + 2)
+            i = len(text) if end < 0 else end + 2
             continue
         if c in "}]" and last >= 0 and out[last] == ",":
             out[last] = " "

@@ -50,11 +50,18 @@ class ReadingTest(unittest.TestCase):
                          [True, 12, 1.5, None, "it's", "tab\there \u00e9", "http://x:1/v1",
                           "a # not a comment"])
 
-    def test_block_scalars_and_multi_line_text_are_kept_but_never_read(self):
+    def test_block_scalars_and_multi_line_values_are_kept_but_never_read(self):
         doc = YamlDocument(CONTINUE)
         self.assertEqual(doc.find(("rules", 0)).kind, "block")
         self.assertEqual(doc.find(("prompt",)).kind, "block")
-        self.assertEqual(YamlDocument("a: one\n  two\nb: 1\n").find(("a",)).kind, "text")
+        text = ('a: one\n  two\nb: "quoted # not a comment\n# nor this\n  over lines"  # c\n'
+                "c: [x, # a comment inside\n  'y, z']\nd: {k: v,\n  l: w}\ne: 1\n")
+        doc = YamlDocument(text)
+        self.assertEqual([doc.find((k,)).kind for k in "abcde"],
+                         ["text", "text", "text", "text", "scalar"])
+        doc.set(("e",), 2)
+        doc.set(("f",), 3)
+        self.assertEqual(doc.text(), text.replace("e: 1\n", "e: 2\nf: 3\n"))
 
 
 class EditingTest(unittest.TestCase):
@@ -168,8 +175,9 @@ class RefusingTest(unittest.TestCase):
             "tab indentation": ("a:\n\tb: 1\n", "line 2: tabs"),
             "duplicate keys": ("a: 1\nb: 2\na: 3\n", "line 3: the key 'a' appears twice"),
             "a second colon": ("a: b: c\n", "line 1: a second ':'"),
-            "multi-line quotes": ('a: "x\n  y"\n', "line 1: a quoted string"),
-            "multi-line flow": ("a: [1,\n  2]\n", "line 1: a [..] or {..} value over several"),
+            "a quote that never ends": ('a: "x\n  y\n', "line 1: a quoted or [..] value that never"),
+            "a list that never ends": ("a: [1,\n  2\n", "line 1: a quoted or [..] value that never"),
+            "text after a multi-line value": ('a: "x\n  y" z\n', "line 2: unexpected text"),
             "complex keys": ("? a\n: b\n", "line 1: complex keys"),
             "a bare value": ("just text\n", "line 1: the file holds a single value"),
             "bad indentation": ("a:\n  b: 1\n   c: 2\n", "line 3: unexpected indentation"),
@@ -189,6 +197,12 @@ class RefusingTest(unittest.TestCase):
             doc.set(("model",), "auto")
         self.assertIn("line 1: 'model' is a multi-line value", str(caught.exception))
         self.assertEqual(doc.text(), "model: |\n  text\nother: 1\n")
+
+    def test_a_multi_line_value_it_must_change_is_refused(self):
+        doc = YamlDocument('model: "a\n  b"\n', "cfg.yaml")
+        with self.assertRaises(CannotEdit) as caught:
+            doc.set(("model",), "auto")
+        self.assertIn("line 1: 'model' is a multi-line value", str(caught.exception))
 
     def test_a_list_where_a_mapping_belongs_is_refused(self):
         doc = YamlDocument("model:\n  - a\n", "cfg.yaml")
@@ -215,8 +229,11 @@ class JsonConfigTest(unittest.TestCase):
             self.assertIn("openclaw.json has comments", str(caught.exception))
 
     def test_a_slash_inside_a_string_is_not_a_comment(self):
-        self.assertEqual(read_json_config('{"url": "http://x//y/*z*/"}', "f"),
-                         {"url": "http://x//y/*z*/"})
+        self.assertEqual(read_json_config('{"url": "http://x//y/*z*/", "q": "\\"//"}', "f"),
+                         {"url": "http://x//y/*z*/", "q": '"//'})
+        with self.assertRaises(CannotEdit) as caught:
+            read_json_config("{'url': 'http://x'}", "f")
+        self.assertIn("is not JSON FreeRide can read", str(caught.exception))
 
     def test_what_it_cannot_read_is_refused(self):
         for text, message in (("{a: 1}", "is not JSON"), ('{"a": 1, "a": 2}', "appears twice"),
