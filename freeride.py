@@ -1990,11 +1990,11 @@ class YamlDocument:
 
     def _extend_opaque(self, node, parent):
         """Stretch node over the lines indented deeper than parent (blank lines included)."""
-        j = node.line + 1
-        while j < len(self.lines) and (not self.lines[j].strip() or _spaces(self.lines[j]) > parent):
+        for j in range(node.line + 1, len(self.lines)):
+            if self.lines[j].strip() and _spaces(self.lines[j]) <= parent:
+                break
             if self.lines[j].strip():
                 node.last = j
-            j += 1
         while self._peek() is not None and self._peek() <= node.last:
             self.pos += 1
 
@@ -2045,7 +2045,8 @@ class YamlDocument:
         if q < len(line) and line[q] != "#":
             if after_dash:
                 if _is_dash(line, q):
-                    raise self.error(i, "a list inside a list on one line ('- - x') is not supported")
+                    raise self.error(i, "a list inside a list on one line ('- - x') is not "
+                                     "supported")
                 if self._key_at(i, q):
                     return self._map(i, q)
             self.pos += 1
@@ -2281,7 +2282,7 @@ class YamlDocument:
         if node.kind == "null":
             step = 0 if kind == "seq" and self.indentless else self.step
             return None, entry.line, parent.col + step
-        if (node.kind == "flow" and not node.value) or (node.kind == "scalar" and node.value is None):
+        if node.kind in ("flow", "scalar") and node.value in (None, [], {}):
             self._drop_value(entry)
             return self._container(path, kind)
         if node.kind == "scalar" and kind == "map":
@@ -2324,8 +2325,8 @@ class YamlDocument:
             hits = [k for k, item in enumerate(seq.items) if item.node.kind == "map"
                     and _same(self.get((*path, k, match)), fields[match])]
             if len(hits) > 1:
-                raise self.error(seq.items[hits[1]].line, f"two list items have "
-                                 f"{match}: {fields[match]}; FreeRide does not know which to change")
+                raise self.error(seq.items[hits[1]].line, f"two list items have {match}: "
+                                 f"{fields[match]}; FreeRide does not know which to change")
             if hits:
                 changed = False
                 for key, value in fields.items():
@@ -2434,7 +2435,7 @@ def json_secrets(doc, pattern):
 
 # -- what each agent reads ----------------------------------------------------------------
 
-DEFAULT_AGENT_KEY = "freeride-local"  # some agents drop keys that are short or look like placeholders
+DEFAULT_AGENT_KEY = "freeride-local"  # agents drop keys that are short or look like placeholders
 PLACEHOLDER_KEYS = {"any", "none", "null", "dummy", "test", "key", "fake", "empty", "local",
                     "placeholder", "changeme", "no-key", "nokey", "no-key-required", "not-needed",
                     "api-key", "your-api-key", "sk-xxx", "sk-no-key-required"}
@@ -2463,11 +2464,16 @@ def user_home(env):
     return Path(env.get("HOME") or Path.home())
 
 
+def all_routes():
+    """Every registered provider as a route without keys: enough to resolve model names."""
+    return [Route(cls(), []) for cls in providers.REGISTRY.values()]
+
+
 def served_context(model):
     """The context windows (smallest first) of the models `model` resolves to, over every
     provider FreeRide knows, from the provider tables."""
-    routes = [Route(cls(), []) for cls in providers.REGISTRY.values()]
-    return sorted({_context(route, model_id) for route, model_id in resolve(routes, model)} - {0})
+    pairs = resolve(all_routes(), model)
+    return sorted({_context(route, model_id) for route, model_id in pairs} - {0})
 
 
 def hermes_context(model):
@@ -2564,7 +2570,7 @@ def llm_targets(env, cwd, scope, binding):
 
     def edit_keys(doc):
         if not doc:
-            doc["// Note"] = "This file stores secret API credentials. Do not share!"  # as llm writes it
+            doc["// Note"] = "This file stores secret API credentials. Do not share!"  # as llm does
         doc["freeride"] = binding.api_key
     return [Target(folder / "extra-openai-models.yaml", "yaml", edit_models),
             Target(folder / LLM_KEYS, "json", edit_keys)]
@@ -2687,7 +2693,8 @@ def secrets_in(path, data):
             doc = read_json_config(text, str(path))
             found = json_secrets(doc, SECRET_KEYS)
             if path.name == LLM_KEYS:
-                found |= {v for k, v in doc.items() if isinstance(v, str) and not k.startswith("//")}
+                found |= {v for k, v in doc.items()
+                          if isinstance(v, str) and not k.startswith("//")}
         else:
             found = YamlDocument(text, str(path)).secrets(SECRET_KEYS)
     except (CannotEdit, UnicodeDecodeError):
@@ -2871,6 +2878,10 @@ def cmd_bind(args, config):
         _print_by_hand(args.agent, binding._replace(api_key="$FREERIDE_API_KEY")
                        if config.api_key and key == config.api_key else binding)
         return 1
+    except OSError as e:
+        print(f"freeride: cannot write {e.filename or 'a config file'}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
     if args.dry_run:
         return 0
     print(f"freeride: {agent.title} now goes through FreeRide at {url} (model {args.model}); "
@@ -2970,11 +2981,6 @@ def openclaw_models(doc):
         if isinstance(fallbacks, list) else []
 
 
-def all_routes():
-    """Every registered provider as a route without keys: enough to resolve model names."""
-    return [Route(cls(), []) for cls in providers.REGISTRY.values()]
-
-
 def gateway_fallbacks(model, count):
     """Model families the gateway serves with tools, other than model: most providers first."""
     routes = all_routes()
@@ -3035,7 +3041,8 @@ def cmd_auto(args, config):
             model = primary[len("freeride/"):] if (primary or "").startswith("freeride/") else \
                 next((m for m in listed if isinstance(m, str)), "auto")
             fallbacks = gateway_fallbacks(model, args.count)
-            binding = Binding(provider["baseUrl"], model, provider.get("apiKey") or DEFAULT_AGENT_KEY)
+            binding = Binding(provider["baseUrl"], model,
+                              provider.get("apiKey") or DEFAULT_AGENT_KEY)
             refs = [f"freeride/{m}" for m in (model, *fallbacks)]
 
             def edit(d):
@@ -3237,7 +3244,8 @@ def add_agent_commands(commands):
                       help="aider only: ~/.aider.conf.yml (home, the default), the current "
                       "directory's, or the enclosing git repository's")
     bind.add_argument("--gateway-url", help="the gateway's base URL (default "
-                      f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/v1, from FREERIDE_HOST and FREERIDE_PORT)")
+                      f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/v1, from FREERIDE_HOST and "
+                      "FREERIDE_PORT)")
     bind.add_argument("--model", default="auto", type=lambda s: s.strip() or "auto",
                       help="the model the agent asks for (default auto: every provider's best "
                       "free model)")

@@ -472,7 +472,8 @@ class OpenClawTest(BinderContract, HomeTest):
                          {k: old[k] for k in old if k != "agents"})
         defaults = new["agents"]["defaults"]
         self.assertEqual(defaults["workspace"], "~/.openclaw/workspace")
-        self.assertEqual(defaults["model"]["fallbacks"], OPENCLAW["agents"]["defaults"]["model"]["fallbacks"])
+        self.assertEqual(defaults["model"]["fallbacks"],
+                         OPENCLAW["agents"]["defaults"]["model"]["fallbacks"])
         self.assertEqual(defaults["models"], {"anthropic/claude-opus-4-5": {"alias": "opus"},
                                               "freeride/auto": {}})
         self.assertEqual(list(new)[:len(old)], list(old))

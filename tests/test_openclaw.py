@@ -172,7 +172,8 @@ class RotateTest(OpenClawHome):
 
     def test_openrouter_refs_are_tested_with_the_openrouter_key(self):
         self.write_config({"agents": {"defaults": {"model": {
-            "primary": "openrouter/a:free", "fallbacks": ["anthropic/claude", "openrouter/b:free"]}}}})
+            "primary": "openrouter/a:free",
+            "fallbacks": ["anthropic/claude", "openrouter/b:free"]}}}})
         self.upstream.on(unavailable(), model="a:free")
         result = self.run_cli("rotate", OPENROUTER_API_KEY="sk-or-v1-test",
                               OPENROUTER_BASE_URL=self.upstream.url)
