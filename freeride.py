@@ -1846,7 +1846,14 @@ def _same(a, b):
     return a == b
 
 
-def yaml_scalar(value, flow=False):
+# Strings written unquoted: a letter, '_' or '/' first (never a digit, so no number, date or
+# hex reading), then only characters no YAML loader gives a meaning to; other strings are
+# double-quoted.
+SAFE_PLAIN = re.compile(r"[^\W\d][\w./:@+ -]*|/[\w./:@+-]*")
+YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}
+
+
+def yaml_scalar(value):
     """value written as a YAML scalar that every YAML loader reads back as exactly value."""
     if value is None:
         return "null"
@@ -1855,10 +1862,9 @@ def yaml_scalar(value, flow=False):
     if isinstance(value, (int, float)):
         return repr(value)
     text = str(value)
-    plain = (text and text == text.strip() and text[0] not in "-?:,[]{}#&*!|>'\"%@`~"
-             and ": " not in text and " #" not in text and not text.endswith(":")
-             and text.isprintable() and _plain(text) == text
-             and not (flow and any(c in text for c in ",[]{}")))
+    plain = (SAFE_PLAIN.fullmatch(text) and text == text.rstrip() and ": " not in text
+             and not text.endswith(":") and text.lower() not in YAML_WORDS
+             and _plain(text) == text)
     if plain:
         return text
     quoted = json.dumps(text, ensure_ascii=False)  # JSON's escapes are a subset of YAML's
@@ -1867,7 +1873,7 @@ def yaml_scalar(value, flow=False):
 
 def yaml_inline(value):
     if isinstance(value, list):
-        return "[" + ", ".join(yaml_scalar(v, flow=True) for v in value) + "]"
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
     return yaml_scalar(value)
 
 

@@ -155,11 +155,12 @@ class EditingTest(unittest.TestCase):
         for value in ("plain", "http://127.0.0.1:11343/v1", "openai/auto", "yes", "123", "1.5",
                       "", " padded ", "a: b", "a #b", "#x", "-x", "@cf/meta/llama", "*star",
                       "it's", 'say "hi"', "tab\there", "line\nbreak", "null", "~", "[x]",
-                      "caf\u00e9", "x\u2028y", 7, True, None, 1.25):
+                      "caf\u00e9", "x\u2028y", "0x1F", ".inf", "2026-01-01", "<<", "=", "y", "N", "1_000",
+                      "Local Assistant", "1.0.0", 7, True, None, 1.25):
             with self.subTest(value=value):
                 doc = YamlDocument("k: " + yaml_scalar(value) + "\n")
                 self.assertEqual(doc.get(("k",)), value)
-                doc = YamlDocument("k: [" + yaml_scalar(value, flow=True) + "]\n")
+                doc = YamlDocument("k: [" + yaml_scalar(value) + "]\n")
                 self.assertEqual(doc.get(("k",)), [value])
 
 
