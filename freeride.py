@@ -2051,8 +2051,7 @@ class YamlDocument:
         if q < len(line) and line[q] != "#":
             if after_dash:
                 if _is_dash(line, q):
-                    raise self.error(i, "a list inside a list on one line ('- - x') is not "
-                                     "supported")
+                    return self._seq(i, q)
                 if self._key_at(i, q):
                     return self._map(i, q)
             self.pos += 1
