@@ -20,6 +20,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   pack      the single-file build (freeride.pyz), made from the code that is running
+  bind      agents wired to the gateway in their own config files (a small YAML editor,
+            backups, unbind), and OpenClaw's auto / rotate / watcher
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -29,6 +31,7 @@ Standard library only; Python 3.10 or newer.
 import argparse
 import base64
 import calendar
+import difflib
 import email.utils
 import hashlib
 import hmac
@@ -903,6 +906,12 @@ def resolve(routes, model, tools=False, vision=False):
         if best:
             out.append((route, best))
     return out
+
+
+def model_context(route, model_id):
+    """The context window a provider's table gives a model; 0 when unknown."""
+    info = route.provider.model_info(model_id)
+    return info.context if info else 0
 
 
 def embedding_family(model_id):
@@ -2961,6 +2970,1596 @@ def cmd_pack(args, config):
 
 
 # =============================================================================================
+# bind
+# =============================================================================================
+# `freeride bind <agent>` writes the gateway into the agent's own config file, so that the
+# agent's next start goes through FreeRide; `freeride unbind <agent>` puts back what was there
+# before the first bind. Every config file edited here (OpenClaw's too, for `auto` and
+# `rotate`) follows the same rules:
+#   - a file that does not parse, or has a shape FreeRide does not understand, is never
+#     replaced: the command stops, says where and why, and the file stays byte for byte;
+#   - only the settings FreeRide owns change: every other key and comment stays as it was;
+#   - a timestamped backup is written first, then the new content through an atomic rename
+#     that keeps the file's permissions.
+# The standard library has no YAML, so YamlDocument is a small line editor for exactly the
+# block YAML these agents use. JSON files are parsed and rewritten whole, keys in order.
+
+class CannotEdit(Exception):
+    """A config file FreeRide will not change; the message says which file, where and why."""
+
+
+class YamlNode:
+    """One value in a YAML file and the lines it spans (line..last, inclusive).
+
+    kind is "map" (entries), "seq" (items), "scalar" (value), "flow" (a one-line [..] or {..};
+    value), "null" (nothing written after the key), or one FreeRide never reads or rewrites:
+    "block" (a | or > scalar) and "text" (a plain scalar over several lines). For a one-line
+    value, start..end are its columns on `line`, so it can be replaced in place.
+    """
+
+    def __init__(self, kind, line, col, value=None, start=0, end=0):
+        self.kind, self.line, self.col, self.last = kind, line, col, line
+        self.value, self.start, self.end = value, start, end
+        self.quoted = False
+        self.entries = {}   # map: key -> YamlEntry
+        self.items = []     # seq: YamlItem
+
+
+class YamlEntry(NamedTuple):
+    line: int       # the line of `key:`
+    colon: int      # the column just after the ':'
+    node: YamlNode
+
+
+class YamlItem(NamedTuple):
+    line: int       # the line of its '-'
+    node: YamlNode
+
+
+_WHAT = {"seq": "a list", "map": "a mapping", "flow": "a one-line [..] or {..} value",
+         "scalar": "a single value", "block": "a multi-line value", "text": "a multi-line value"}
+OPAQUE = object()  # the data of a value FreeRide does not read: equal to nothing
+YAML_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v",
+                "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\",
+                "N": "\x85", "_": "\xa0", "L": "\u2028", "P": "\u2029"}
+
+
+def _trivia(line):
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def _is_dash(line, col):
+    return line.startswith("-", col) and (len(line) == col + 1 or line[col + 1] == " ")
+
+
+def _spaces(line):
+    return len(line) - len(line.lstrip(" "))
+
+
+def _quoted_end(text, i):
+    """The index just after the quoted scalar that opens at text[i]; -1 if it does not close."""
+    quote, j = text[i], i + 1
+    while j < len(text):
+        if quote == '"' and text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == quote:
+            if quote == "'" and text[j + 1:j + 2] == "'":
+                j += 2
+                continue
+            return j + 1
+        j += 1
+    return -1
+
+
+def _comment_start(line, p):
+    """Where the comment of a line starts (a '#' after whitespace), searching from p."""
+    m = re.compile(r"[ \t]#").search(line, p)
+    return m.start() if m else len(line)
+
+
+def _flow_end(line, p):
+    """The index just after the [..] or {..} that opens at line[p]; -1 if it goes on."""
+    depth, j = 0, p
+    while j < len(line):
+        c = line[j]
+        if c in "\"'" and line[p:j].rstrip()[-1:] in ("[", "{", ",", ":"):  # opens a quoted item
+            j = _quoted_end(line, j)
+            if j < 0:
+                return -1
+            continue
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        elif c == "#" and line[j - 1] in " \t\n":
+            if "\n" not in line[j:]:
+                return -1
+            j = line.index("\n", j)
+        j += 1
+    return -1
+
+
+def _plain(text):
+    """The value of a plain scalar, as the agents' YAML loaders (YAML 1.1 and 1.2) read it."""
+    low = text.lower()
+    if low in ("", "~", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text):
+        return float(text)
+    return text
+
+
+def _same(a, b):
+    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# Strings written unquoted: a letter, '_' or '/' first (never a digit, so no number, date or
+# hex reading), then only characters no YAML loader gives a meaning to; other strings are
+# double-quoted.
+SAFE_PLAIN = re.compile(r"[^\W\d][\w./:@+ -]*|/[\w./:@+-]*")
+YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}
+
+
+def yaml_scalar(value):
+    """value written as a YAML scalar that every YAML loader reads back as exactly value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    plain = (SAFE_PLAIN.fullmatch(text) and text == text.rstrip() and ": " not in text
+             and not text.endswith(":") and text.lower() not in YAML_WORDS
+             and _plain(text) == text)
+    if plain:
+        return text
+    quoted = json.dumps(text, ensure_ascii=False)  # JSON's escapes are a subset of YAML's
+    return quoted.replace("\x85", "\\N").replace("\u2028", "\\L").replace("\u2029", "\\P")
+
+
+def yaml_inline(value):
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    return yaml_scalar(value)
+
+
+class YamlDocument:
+    """A YAML file as its lines, with just enough structure to change a few settings.
+
+    It understands block mappings and block lists (of scalars and of mappings, indented or
+    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
+    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
+    anchors, aliases and tags, several documents, directives, tabs used for indentation,
+    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
+    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
+    add only the lines of the settings they touch, and the text is parsed again after each
+    one, so an edit can never leave a file this class would not read.
+    """
+
+    def __init__(self, text, name="the file"):
+        self.name = name
+        self.bom = text.startswith("\ufeff")
+        if self.bom:
+            text = text[1:]
+        self.lines, self.ends = [], []
+        parts = text.split("\n")
+        for k, part in enumerate(parts):
+            if k == len(parts) - 1:
+                if part:
+                    self.lines.append(part)
+                    self.ends.append("")
+                break
+            crlf = part.endswith("\r")
+            self.lines.append(part[:-1] if crlf else part)
+            self.ends.append("\r\n" if crlf else "\n")
+        self.newline = "\r\n" if self.ends.count("\r\n") > self.ends.count("\n") else "\n"
+        self._parse()
+
+    def text(self):
+        return ("\ufeff" if self.bom else "") + "".join(map("".join, zip(self.lines, self.ends)))
+
+    def error(self, i, message):
+        return CannotEdit(f"{self.name} line {i + 1}: {message}")
+
+    # -- reading ------------------------------------------------------------------------------
+    def _parse(self):
+        self.sig = [i for i, line in enumerate(self.lines) if not _trivia(line)]
+        self.pos, self.steps, self.indentless = 0, [], False
+        if self.sig and re.match(r"---(\s|$)", self.lines[self.sig[0]]):
+            if not _trivia(self.lines[self.sig[0]][3:]):
+                raise self.error(self.sig[0], "a value on the '---' line is not supported")
+            self.pos = 1
+        for i in self.sig[self.pos:]:
+            if re.match(r"(---|\.\.\.)(\s|$)", self.lines[i]):
+                raise self.error(i, "several YAML documents in one file are not supported")
+            if self.lines[i].startswith("%"):
+                raise self.error(i, "YAML directives (%) are not supported")
+        j = self._peek()
+        if j is None:
+            self.root = YamlNode("null", len(self.lines), 0)
+        else:
+            col = self._indent(j)
+            line = self.lines[j]
+            if line[col] in "[{":
+                self.pos += 1
+                self.root = self._inline(j, col, -1)
+            elif _is_dash(line, col) or self._key_at(j, col):
+                self.root = self._block(j, col, -1)
+            else:
+                raise self.error(j, "the file holds a single value, not settings")
+            if self._peek() is not None:
+                raise self.error(self._peek(), "unexpected indentation or text")
+        self.step = min(self.steps) if self.steps else 2
+
+    def _peek(self):
+        return self.sig[self.pos] if self.pos < len(self.sig) else None
+
+    def _indent(self, i):
+        line = self.lines[i]
+        n = _spaces(line)
+        if line[n] == "\t":
+            raise self.error(i, "tabs used for indentation are not supported")
+        return n
+
+    def _key_at(self, i, col):
+        """(key, column after its ':') if line i holds `key:` at col, else None."""
+        line = self.lines[i]
+        c = line[col:col + 1]
+        if c in ("?", ":") and (len(line) == col + 1 or line[col + 1] == " "):
+            raise self.error(i, "complex keys ('? ') are not supported")
+        if c and c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in ('"', "'"):
+            end = _quoted_end(line, col)
+            m = re.compile(r" *:(?= |$)").match(line, end) if end > 0 else None
+            return (self._unquote(line[col:end], i), m.end()) if m else None
+        if not c or c in "#|>%@`[]{},":
+            return None
+        if _is_dash(line, col):
+            return None
+        for j in range(col, len(line)):
+            if line[j] == ":" and (j + 1 == len(line) or line[j + 1] == " "):
+                key = line[col:j].rstrip()
+                if key == "<<":
+                    raise self.error(i, "merge keys (<<) are not supported")
+                return key, j + 1
+            if line[j] == "#" and line[j - 1] in " \t":
+                return None
+        return None
+
+    def _block(self, j, col, parent):
+        """The block value whose first line is j, at column col, under a parent at `parent`."""
+        line = self.lines[j]
+        if _is_dash(line, col):
+            return self._seq(j, col)
+        if self._key_at(j, col):
+            return self._map(j, col)
+        if line[col] in "&*!":
+            raise self.error(j, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        node = YamlNode("text", j, col)  # a scalar alone on the lines under its key
+        self._extend_opaque(node, parent)
+        return node
+
+    def _extend_opaque(self, node, parent):
+        """Stretch node over the lines indented deeper than parent (blank lines included)."""
+        for j in range(node.line + 1, len(self.lines)):
+            if self.lines[j].strip() and _spaces(self.lines[j]) <= parent:
+                break
+            if self.lines[j].strip():
+                node.last = j
+        while self._peek() is not None and self._peek() <= node.last:
+            self.pos += 1
+
+    def _map(self, i, col):
+        node = YamlNode("map", i, col)
+        while True:
+            found = self._key_at(i, col)
+            if found is None:
+                raise self.error(i, "a list item where a key was expected" if
+                                 _is_dash(self.lines[i], col) else "expected a 'key: value' line")
+            key, colon = found
+            if key in node.entries:
+                raise self.error(i, f"the key {key!r} appears twice")
+            value = self._value(i, colon, col)
+            node.entries[key] = YamlEntry(i, colon, value)
+            node.last = max(node.last, value.last)
+            j = self._peek()
+            if j is None or self._indent(j) < col:
+                return node
+            if self._indent(j) > col:
+                raise self.error(j, "unexpected indentation")
+            i = j
+
+    def _seq(self, i, col):
+        node = YamlNode("seq", i, col)
+        while True:
+            item = self._value(i, col + 1, col, after_dash=True)
+            node.items.append(YamlItem(i, item))
+            node.last = max(node.last, item.last)
+            j = self._peek()
+            if j is None:
+                return node
+            indent = self._indent(j)
+            if indent == col and _is_dash(self.lines[j], col):
+                i = j
+                continue
+            if indent > col:
+                raise self.error(j, "unexpected indentation")
+            return node
+
+    def _value(self, i, p, indent, after_dash=False):
+        """The value after `key:` or `-` on line i (p: the column after the ':' or '-');
+        indent is the column of that key or dash. Consumes the value's lines."""
+        line = self.lines[i]
+        q = p
+        while q < len(line) and line[q] == " ":
+            q += 1
+        if q < len(line) and line[q] != "#":
+            if after_dash:
+                if _is_dash(line, q):
+                    return self._seq(i, q)
+                if self._key_at(i, q):
+                    return self._map(i, q)
+            self.pos += 1
+            node = self._inline(i, q, indent)
+            if node.kind == "block":
+                self._extend_opaque(node, indent)
+            elif node.kind == "scalar" and not node.quoted:
+                while self._peek() is not None and self._indent(self._peek()) > indent:
+                    j = self._peek()
+                    if self._key_at(j, self._indent(j)):  # a plain scalar never holds ': '
+                        raise self.error(j, "unexpected indentation")
+                    node.kind, node.last = "text", j
+                    self.pos += 1
+            return node
+        self.pos += 1
+        j = self._peek()
+        if j is not None:
+            child = self._indent(j)
+            if child > indent:
+                if not after_dash:
+                    self.steps.append(child - indent)
+                return self._block(j, child, indent)
+            if child == indent and not after_dash and _is_dash(self.lines[j], child):
+                self.indentless = True
+                return self._block(j, child, indent)
+        return YamlNode("null", i, p, None, p, p)
+
+    def _inline(self, i, p, indent):
+        """The value written on line i from column p: a scalar, a flow collection or the
+        header of a block scalar."""
+        line = self.lines[i]
+        c = line[p]
+        if c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in "|>":
+            if not re.fullmatch(r"[|>][1-9+-]{0,2}([ \t]+#.*)?[ \t]*", line[p:]):
+                raise self.error(i, "unreadable block scalar header")
+            return YamlNode("block", i, p)
+        if c in "\"'":
+            end = _quoted_end(line, p)
+            if end < 0:
+                return self._multi_line(i, p, _quoted_end)
+            node = YamlNode("scalar", i, p, self._unquote(line[p:end], i), p, end)
+            node.quoted = True
+        elif c in "[{":
+            end = _flow_end(line, p)
+            if end < 0:
+                return self._multi_line(i, p, _flow_end)
+            value, stop = self._flow(line[p:end], 0, i)
+            if stop != end - p:
+                raise self.error(i, "unreadable [..] or {..} value")
+            node = YamlNode("flow", i, p, value, p, end)
+        elif c in "%@`,]}" or (c in "?:-" and (p + 1 == len(line) or line[p + 1] == " ")):
+            raise self.error(i, f"a value cannot start with {c!r}")
+        else:
+            text = line[p:_comment_start(line, p)].rstrip()
+            if ": " in text or text.endswith(":"):
+                raise self.error(i, "a second ':' in a value (quote the value)")
+            node = YamlNode("scalar", i, p, _plain(text), p, p + len(text))
+        rest = line[node.end:]
+        if node.kind != "block" and rest.strip() and not re.match(r"[ \t]+#", rest):
+            raise self.error(i, f"unexpected text after the value: {rest.strip()!r}")
+        return node
+
+    def _multi_line(self, i, p, find_end):
+        """A quoted or [..] value that goes on over several lines: kept, never read."""
+        text = "\n".join([self.lines[i][p:], *self.lines[i + 1:]])
+        end = find_end(text, 0)
+        if end < 0:
+            raise self.error(i, "a quoted or [..] value that never ends")
+        last = i + text.count("\n", 0, end)
+        rest = text[end:].split("\n", 1)[0]
+        if rest.strip() and not re.match(r"[ \t]+#", rest):
+            raise self.error(last, f"unexpected text after the value: {rest.strip()!r}")
+        node = YamlNode("text", i, p)
+        node.last = last
+        while self._peek() is not None and self._peek() <= last:
+            self.pos += 1
+        return node
+
+    def _flow(self, text, pos, i):
+        """(value, end) of the flow value at text[pos]: a scalar, [..] or {..} of them."""
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        c = text[pos:pos + 1]
+        if c in ("[", "{"):
+            close, out = ("]", []) if c == "[" else ("}", {})
+            pos += 1
+            while True:
+                while pos < len(text) and text[pos] == " ":
+                    pos += 1
+                if text[pos:pos + 1] == close:
+                    return out, pos + 1
+                item, pos = self._flow(text, pos, i)
+                if c == "{":
+                    if text[pos:pos + 1] != ":" or not isinstance(item, (str, int, float, bool)):
+                        raise self.error(i, "unreadable {..} value")
+                    if item in out:
+                        raise self.error(i, f"the key {item!r} appears twice")
+                    out[item], pos = self._flow(text, pos + 1, i)
+                else:
+                    out.append(item)
+                while pos < len(text) and text[pos] == " ":
+                    pos += 1
+                if text[pos:pos + 1] == ",":
+                    pos += 1
+                elif text[pos:pos + 1] != close:
+                    raise self.error(i, "unreadable [..] or {..} value")
+        if c and c in "&*!":
+            raise self.error(i, "anchors, aliases and tags (&name, *name, !tag) are not supported")
+        if c in ('"', "'"):
+            end = _quoted_end(text, pos)
+            return self._unquote(text[pos:end], i), end
+        start = pos
+        while pos < len(text) and text[pos] not in ",[]{}" and not (
+                text[pos] == ":" and (pos + 1 == len(text) or text[pos + 1] in " ,]}")):
+            pos += 1
+        return _plain(text[start:pos].strip()), pos
+
+    def _unquote(self, text, i):
+        if text[0] == "'":
+            return text[1:-1].replace("''", "'")
+        body, out, k = text[1:-1], [], 0
+        while k < len(body):
+            c = body[k]
+            if c != "\\":
+                out.append(c)
+                k += 1
+                continue
+            e = body[k + 1:k + 2]
+            width = {"x": 2, "u": 4, "U": 8}.get(e, 0)
+            if e in YAML_ESCAPES:
+                out.append(YAML_ESCAPES[e])
+            elif width and re.fullmatch(r"[0-9a-fA-F]+", body[k + 2:k + 2 + width] or "-") \
+                    and len(body[k + 2:k + 2 + width]) == width:
+                out.append(chr(int(body[k + 2:k + 2 + width], 16)))
+            else:
+                raise self.error(i, f"unknown escape '\\{e}' in a quoted string")
+            k += 2 + width
+        return "".join(out)
+
+    def data(self, node):
+        """The plain Python value of a node (OPAQUE for what FreeRide does not read)."""
+        if node.kind == "map":
+            return {k: self.data(e.node) for k, e in node.entries.items()}
+        if node.kind == "seq":
+            return [self.data(item.node) for item in node.items]
+        if node.kind in ("scalar", "flow", "null"):
+            return node.value
+        return OPAQUE
+
+    def find(self, path):
+        """The node at path (map keys and list indexes), or None."""
+        node = self.root
+        for step in path:
+            if isinstance(step, int):
+                if node.kind != "seq" or not 0 <= step < len(node.items):
+                    return None
+                node = node.items[step].node
+            else:
+                if node.kind != "map" or step not in node.entries:
+                    return None
+                node = node.entries[step].node
+        return node
+
+    def get(self, path, default=None):
+        node = self.find(path)
+        return default if node is None else self.data(node)
+
+    def secrets(self, pattern):
+        """The string values of every key whose name matches pattern (to mask in diffs)."""
+        found, todo = set(), [self.root]
+        while todo:
+            node = todo.pop()
+            if node.kind == "map":
+                for key, entry in node.entries.items():
+                    if re.search(pattern, key) and isinstance(entry.node.value, str):
+                        found.add(entry.node.value)
+                    todo.append(entry.node)
+            elif node.kind == "seq":
+                todo.extend(item.node for item in node.items)
+        return found
+
+    # -- editing ------------------------------------------------------------------------------
+    def _splice(self, first, count, new):
+        """Replace `count` lines from `first` with the lines `new`, then parse again."""
+        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
+            self.ends[-1] = self.newline
+        keep = self.ends[first] if count == len(new) == 1 else None
+        self.lines[first:first + count] = new
+        self.ends[first:first + count] = [self.newline] * len(new)
+        if keep is not None:
+            self.ends[first] = keep
+        try:
+            self._parse()
+        except CannotEdit as e:  # an edit must never make a file this class cannot read
+            raise AssertionError(f"the YAML editor produced a file it cannot read: {e}") from None
+
+    def _drop_value(self, entry):
+        """Rewrite `key: value` as `key:` (keeping a comment), dropping the lines under it."""
+        line = self.lines[entry.line]
+        rest = line[entry.node.end:] if entry.node.line == entry.line else ""
+        comment = rest if rest.strip() else ""
+        self._splice(entry.line, entry.node.last - entry.line + 1, [line[:entry.colon] + comment])
+
+    def _container(self, path, kind):
+        """Where to add to the mapping (kind "map") or list ("seq") at path, creating it, or
+        replacing an empty or single value there: (node or None, line to add after, column)."""
+        if not path:
+            root = self.root
+            if root.kind == kind:
+                return root, len(self.lines) - 1, root.col
+            if root.kind == "null" or (root.kind == "flow" and not root.value):
+                if root.kind == "flow":
+                    self._splice(root.line, 1, [])
+                return None, len(self.lines) - 1, 0
+            raise self.error(root.line, f"the file holds {_WHAT[root.kind]}, not the "
+                             f"{_WHAT[kind][2:]} FreeRide expected")
+        *above, key = path
+        if isinstance(key, int):
+            node = self.find(path)
+            if node is None or node.kind != kind:
+                raise self.error(self.find(tuple(above)).line, "unexpected list item")
+            return node, node.last, node.col
+        parent, after, col = self._container(tuple(above), "map")
+        entry = parent.entries.get(key) if parent is not None else None
+        if entry is None:
+            self._splice(after + 1, 0, [" " * col + yaml_scalar(key) + ":"])
+            return self._container(path, kind)
+        node = entry.node
+        if node.kind == kind:
+            return node, node.last, node.col
+        if node.kind == "null":
+            step = 0 if kind == "seq" and self.indentless else self.step
+            return None, entry.line, parent.col + step
+        if node.kind in ("flow", "scalar") and node.value in (None, [], {}):
+            self._drop_value(entry)
+            return self._container(path, kind)
+        if node.kind == "scalar" and kind == "map":
+            self._drop_value(entry)  # e.g. Hermes' older `model: name` becomes a `model:` block
+            return self._container(path, kind)
+        raise self.error(entry.line, f"{key!r} is {_WHAT[node.kind]} here, not the "
+                         f"{_WHAT[kind][2:]} FreeRide expected")
+
+    def set(self, path, value):
+        """Give the key at path (keys through nested mappings, or list indexes) this value: a
+        scalar or a list of scalars. Returns True if the text changed."""
+        *above, key = path
+        parent, after, col = self._container(tuple(above), "map")
+        entry = parent.entries.get(key) if parent is not None else None
+        if entry is None:
+            self._splice(after + 1, 0, [" " * col + yaml_scalar(key) + ": " + yaml_inline(value)])
+            return True
+        node = entry.node
+        if _same(self.data(node), value):
+            return False
+        if node.kind in ("block", "text"):
+            raise self.error(entry.line, f"{key!r} is a multi-line value; FreeRide does not "
+                             "rewrite those")
+        line = self.lines[entry.line]
+        if node.kind in ("scalar", "flow"):
+            self._splice(entry.line, 1, [line[:node.start] + yaml_inline(value) + line[node.end:]])
+        else:
+            rest = line[entry.colon:]
+            comment = rest if rest.strip() else ""
+            self._splice(entry.line, node.last - entry.line + 1,
+                         [line[:entry.colon] + " " + yaml_inline(value) + comment])
+        return True
+
+    def upsert_item(self, path, match, fields, first=False):
+        """In the list at path, the mapping whose `match` key equals fields[match] is given
+        every field; if there is none, a new one is added (first or last). True if changed."""
+        seq, after, dash = self._container(tuple(path), "seq")
+        offset = 2
+        if seq is not None:
+            hits = [k for k, item in enumerate(seq.items) if item.node.kind == "map"
+                    and _same(self.get((*path, k, match)), fields[match])]
+            if len(hits) > 1:
+                raise self.error(seq.items[hits[1]].line, f"two list items have {match}: "
+                                 f"{fields[match]}; FreeRide does not know which to change")
+            if hits:
+                changed = False
+                for key, value in fields.items():
+                    changed = self.set((*path, hits[0], key), value) or changed
+                return changed
+            maps = [item for item in seq.items if item.node.kind == "map"]
+            if maps:
+                offset = maps[0].node.col - seq.col
+            after = seq.items[0].line - 1 if first else seq.last
+        lines = [" " * (dash + offset) + yaml_scalar(key) + ": " + yaml_inline(value)
+                 for key, value in fields.items()]
+        lines[0] = " " * dash + "-" + lines[0][dash + 1:]
+        self._splice(after + 1, 0, lines)
+        return True
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"the key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
+
+
+def _strip_json5(text):
+    """text without JSON5's trailing commas; and whether it had // or /* */ comments."""
+    out, last, comments, i = [], -1, False, 0
+    while i < len(text):
+        c = text[i]
+        if c in "\"'":
+            end = i + 1
+            while end < len(text) and text[end] != c:
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, len(text))
+            out.append(text[i:end])
+            last, i = len(out) - 1, end
+            continue
+        if text.startswith("//", i):
+            comments, end = True, text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        if text.startswith("/*", i):
+            comments, end = True, text.find("*/", i + 2)
+            i = len(text) if end < 0 else end + 2
+            continue
+        if c in "}]" and last >= 0 and out[last] == ",":
+            out[last] = " "
+        out.append(c)
+        if not c.isspace():
+            last = len(out) - 1
+        i += 1
+    return "".join(out), comments
+
+
+def read_json_config(text, name):
+    """The JSON object in a config file's text ({} for an empty file).
+
+    JSON5's trailing commas are accepted (the rewritten file is plain JSON); a file with
+    comments is refused, because rewriting it would lose them.
+    """
+    body = text.lstrip("\ufeff")
+    if not body.strip():
+        return {}
+    cleaned, comments = _strip_json5(body)
+    if comments:
+        raise CannotEdit(f"{name} has comments (JSON5); FreeRide rewrites JSON files whole and "
+                         "would lose them, so it leaves this one as it is")
+    try:
+        doc = json.loads(cleaned, object_pairs_hook=_unique_keys)
+    except ValueError as e:
+        raise CannotEdit(f"{name} is not JSON FreeRide can read ({e})") from None
+    if not isinstance(doc, dict):
+        raise CannotEdit(f"{name} holds a JSON {type(doc).__name__}, not an object of settings")
+    return doc
+
+
+def dump_json_config(doc, original):
+    """doc as JSON, indented like the original file (two spaces if it gives no hint)."""
+    m = re.search(r"^([ \t]+)\S", original, re.M)
+    indent = (("\t" if "\t" in m.group(1) else len(m.group(1))) if m else 2) or 2
+    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    return text.replace("\n", "\r\n") if "\r\n" in original else text
+
+
+def _json_object(parent, key, where):
+    """parent[key], a JSON object, created if missing; CannotEdit if it is something else."""
+    if parent.get(key) is None:
+        parent[key] = {}
+    if not isinstance(parent[key], dict):
+        raise CannotEdit(f"{where}.{key} is not an object; FreeRide expected one")
+    return parent[key]
+
+
+def json_secrets(doc, pattern):
+    found, todo = set(), [doc]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and re.search(pattern, key):
+                    found.add(value)
+                todo.append(value)
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+# -- what each agent reads ----------------------------------------------------------------
+
+DEFAULT_AGENT_KEY = "freeride-local"  # agents drop keys that are short or look like placeholders
+PLACEHOLDER_KEYS = {"any", "none", "null", "dummy", "test", "key", "fake", "empty", "local",
+                    "placeholder", "changeme", "no-key", "nokey", "no-key-required", "not-needed",
+                    "api-key", "your-api-key", "sk-xxx", "sk-no-key-required"}
+SECRET_KEYS = r"(?i)(api[-_]?key|token|secret|password)$"  # keys whose values a diff masks
+LLM_KEYS = "keys.json"  # llm's file of keys: every value in it is a secret
+HERMES_MIN_CONTEXT = 65536  # Hermes refuses a model that advertises less
+OPENCLAW_MAX_TOKENS = 8192
+
+
+class Binding(NamedTuple):
+    """What an agent is told: where the gateway is, which model to ask for, which key to send."""
+    gateway_url: str
+    model: str
+    api_key: str
+
+
+class Target(NamedTuple):
+    """One config file an agent reads, and how FreeRide edits it: kind "yaml" calls
+    edit(YamlDocument), kind "json" calls edit(dict); both change it in place."""
+    path: Path
+    kind: str
+    edit: object
+
+
+def user_home(env):
+    return Path(env.get("HOME") or Path.home())
+
+
+def all_routes():
+    """Every registered provider as a route without keys: enough to resolve model names."""
+    return [Route(cls(), []) for cls in providers.REGISTRY.values()]
+
+
+def served_context(model):
+    """The context windows (smallest first) of the models `model` resolves to, over every
+    provider FreeRide knows, from the provider tables."""
+    pairs = resolve(all_routes(), model)
+    return sorted({model_context(route, model_id) for route, model_id in pairs} - {0})
+
+
+def hermes_context(model):
+    """The smallest context window `model` really has on some provider that Hermes accepts."""
+    windows = served_context(model)
+    usable = [w for w in windows if w >= HERMES_MIN_CONTEXT]
+    if not usable:
+        raise CannotEdit(f"Hermes needs a model with at least {HERMES_MIN_CONTEXT} tokens of "
+                         f"context, and {model!r} has at most {max(windows, default=0)} on the "
+                         "providers FreeRide knows; choose another --model (auto has "
+                         f"{served_context('auto')[0]})")
+    return usable[0]
+
+
+def git_root(start):
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def llm_user_dir(env, home, platform=sys.platform):
+    """Where Simon Willison's llm keeps its files: $LLM_USER_PATH, else click's app dir."""
+    if env.get("LLM_USER_PATH"):
+        return Path(env["LLM_USER_PATH"])
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "io.datasette.llm"
+    if platform.startswith("win"):
+        return Path(env.get("APPDATA") or home) / "io.datasette.llm"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "io.datasette.llm"
+
+
+def openclaw_path(env, home):
+    return Path(env.get("OPENCLAW_CONFIG_PATH") or home / ".openclaw" / "openclaw.json")
+
+
+def aider_targets(env, cwd, scope, binding):
+    if scope == "git":
+        root = git_root(cwd)
+        if root is None:
+            raise CannotEdit(f"--scope git: {cwd} is not inside a git repository")
+        folder = root
+    else:
+        folder = cwd if scope == "cwd" else user_home(env)
+    model = "openai/" + binding.model if binding else ""  # aider strips "openai/" on the wire
+
+    def edit(doc):
+        for key, value in (("openai-api-base", binding.gateway_url),
+                           ("openai-api-key", binding.api_key), ("model", model),
+                           ("weak-model", model), ("editor-model", model)):
+            doc.set((key,), value)
+    return [Target(folder / ".aider.conf.yml", "yaml", edit)]
+
+
+def continue_targets(env, cwd, scope, binding):
+    folder = Path(env.get("CONTINUE_GLOBAL_DIR") or user_home(env) / ".continue")
+
+    def edit(doc):
+        for key, value in (("name", "Local Assistant"), ("version", "1.0.0"), ("schema", "v1")):
+            if doc.find((key,)) is None:
+                doc.set((key,), value)
+        doc.upsert_item(("models",), "name", {
+            "name": "FreeRide", "provider": "openai", "model": binding.model,
+            "apiBase": binding.gateway_url, "apiKey": binding.api_key,
+            "roles": ["chat", "edit", "apply"]}, first=True)
+    return [Target(folder / "config.yaml", "yaml", edit)]
+
+
+def hermes_targets(env, cwd, scope, binding):
+    folder = Path(env.get("HERMES_HOME") or user_home(env) / ".hermes")
+
+    def edit(doc):
+        for key, value in (("default", binding.model), ("provider", "custom"),
+                           ("base_url", binding.gateway_url), ("api_key", binding.api_key),
+                           ("context_length", hermes_context(binding.model))):
+            doc.set(("model", key), value)
+    return [Target(folder / "config.yaml", "yaml", edit)]
+
+
+def openclaw_targets(env, cwd, scope, binding):
+    def edit(doc):
+        bind_openclaw_models(doc, binding, [binding.model])
+        set_openclaw_primary(doc, f"freeride/{binding.model}", None)
+    return [Target(openclaw_path(env, user_home(env)), "json", edit)]
+
+
+def llm_targets(env, cwd, scope, binding):
+    folder = llm_user_dir(env, user_home(env))
+
+    def edit_models(doc):
+        doc.upsert_item((), "model_id", {
+            "model_id": "freeride", "model_name": binding.model, "api_base": binding.gateway_url,
+            "api_key_name": "freeride", "supports_tools": True})
+
+    def edit_keys(doc):
+        if not doc:
+            doc["// Note"] = "This file stores secret API credentials. Do not share!"  # as llm does
+        doc["freeride"] = binding.api_key
+    return [Target(folder / "extra-openai-models.yaml", "yaml", edit_models),
+            Target(folder / LLM_KEYS, "json", edit_keys)]
+
+
+def bind_openclaw_models(doc, binding, model_ids):
+    """OpenClaw's `freeride` provider: the gateway, and an entry for each of model_ids."""
+    models = _json_object(doc, "models", "openclaw.json")
+    models["mode"] = "merge"
+    provider = _json_object(_json_object(models, "providers", "models"), "freeride",
+                            "models.providers")
+    provider.update(baseUrl=binding.gateway_url, apiKey=binding.api_key, api="openai-completions")
+    if not isinstance(provider.get("models"), list):
+        provider["models"] = []
+    for k, model_id in enumerate(model_ids):
+        entry = next((m for m in provider["models"] if isinstance(m, dict)
+                      and m.get("id") == model_id), None)
+        if entry is None:
+            entry = {}
+            provider["models"].insert(k, entry)
+        entry.update(id=model_id, name=f"FreeRide {model_id}", reasoning=False, input=["text"],
+                     contextWindow=(served_context(model_id) or [131072])[0],
+                     maxTokens=OPENCLAW_MAX_TOKENS)
+
+
+def set_openclaw_primary(doc, primary, fallbacks):
+    """agents.defaults.model: its primary (and fallbacks, unless None); models referenced are
+    added to the allowlist agents.defaults.models when the user keeps one."""
+    defaults = _json_object(_json_object(doc, "agents", "openclaw.json"), "defaults", "agents")
+    if isinstance(defaults.get("model"), str):
+        defaults["model"] = {"primary": defaults["model"]}
+    model = _json_object(defaults, "model", "agents.defaults")
+    model["primary"] = primary
+    if fallbacks is not None:
+        model["fallbacks"] = fallbacks
+    if isinstance(defaults.get("models"), dict):
+        for ref in [primary, *(fallbacks or ())]:
+            defaults["models"].setdefault(ref, {})
+
+
+class Agent(NamedTuple):
+    title: str
+    targets: object     # fn(env, cwd, scope, binding) -> [Target]
+    reload: str         # when the agent sees a change, said after bind and unbind
+    use: str = ""       # how to use FreeRide from the agent, said after bind
+    hot_reload: bool = False
+
+
+AGENTS = {
+    "aider": Agent("Aider", aider_targets, "aider reads its config at start: start it again."),
+    "continue": Agent("Continue", continue_targets, "Continue reloads its config by itself.",
+                      "Pick the FreeRide model in Continue's model menu.", hot_reload=True),
+    "hermes": Agent("Hermes", hermes_targets, "hermes reads its config at start: start it "
+                    "again."),
+    "openclaw": Agent("OpenClaw", openclaw_targets, "OpenClaw reads its config at start: "
+                      "restart it (and its gateway service, if it runs one)."),
+    "llm": Agent("llm", llm_targets, "llm reads its config on every run.",
+                 "Use it with `llm -m freeride`, or make it the default with "
+                 "`llm models default freeride`.", hot_reload=True),
+}
+
+
+def say_reload(agent):
+    print(("hot reload: " if agent.hot_reload else "restart needed: ") + agent.reload)
+
+
+# -- planning and writing changes -------------------------------------------------------------
+
+class FileChange(NamedTuple):
+    """One file to write (after=None: to delete). before=None: the file does not exist."""
+    path: Path
+    before: object
+    after: object
+    mode: int
+    secrets: frozenset
+
+
+def _read(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CannotEdit(f"{path} is a directory, not a config file") from None
+    except OSError as e:
+        raise CannotEdit(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def plan(targets):
+    """The change each target's edit makes to its file, computed without writing anything."""
+    changes = []
+    for target in targets:
+        path = target.path.resolve()  # a symlinked dotfile is edited where it really lives
+        before = _read(path)
+        try:
+            text = before.decode("utf-8") if before is not None else ""
+        except UnicodeDecodeError:
+            raise CannotEdit(f"{path} is not UTF-8 text") from None
+        if target.kind == "yaml":
+            doc = YamlDocument(text, str(path))
+            target.edit(doc)
+            after = doc.text()
+        else:
+            old, doc = read_json_config(text, str(path)), read_json_config(text, str(path))
+            target.edit(doc)
+            after = text if _same(old, doc) else dump_json_config(doc, text)
+        mode = os.stat(path).st_mode & 0o7777 if before is not None else 0o600
+        after = after.encode("utf-8")
+        changes.append(FileChange(path, before, after, mode,
+                                  secrets_in(path, before) | secrets_in(path, after)))
+    return changes
+
+
+def secrets_in(path, data):
+    """The values in a config file a diff must not show: those of keys named like a key,
+    token, secret or password (and every value of llm's keys.json)."""
+    try:
+        text = (data or b"").decode("utf-8")
+        if path.suffix == ".json":
+            doc = read_json_config(text, str(path))
+            found = json_secrets(doc, SECRET_KEYS)
+            if path.name == LLM_KEYS:
+                found |= {v for k, v in doc.items()
+                          if isinstance(v, str) and not k.startswith("//")}
+        else:
+            found = YamlDocument(text, str(path)).secrets(SECRET_KEYS)
+    except (CannotEdit, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(s for s in found if len(s) >= 8 and s != DEFAULT_AGENT_KEY
+                     and not s.startswith("${"))
+
+
+def show_diff(change, out):
+    """The change as a unified diff, with secrets (the user's other keys) masked."""
+    def lines(data):
+        return data.decode("utf-8", "replace").splitlines(keepends=True) if data is not None else []
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in difflib.unified_diff(
+                       lines(change.before), lines(change.after),
+                       f"{change.path} (before)" if change.before is not None else "/dev/null",
+                       str(change.path) if change.after is not None else "/dev/null"))
+    for secret in sorted(change.secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    out.write(text)
+
+
+def write_file(path, data, mode):
+    """Replace path with data through a temp file and a rename; the file gets `mode`."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.freeride-{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_backup(path, data, mode):
+    """A timestamped copy of a file's old content next to it, with its mode; its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        backup = path.with_name(f"{path.name}.freeride-backup-{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(backup, mode)
+        return backup
+
+
+def apply(change):
+    """Write one planned change, after a backup of what the file held; the backup's path."""
+    if _read(change.path) != change.before:
+        raise CannotEdit(f"{change.path} changed while FreeRide was editing it; run the "
+                         "command again")
+    backup = None
+    if change.before is not None:
+        backup = write_backup(change.path, change.before, os.stat(change.path).st_mode & 0o7777)
+    if change.after is None:
+        change.path.unlink()
+    else:
+        write_file(change.path, change.after, change.mode)
+    return backup
+
+
+def apply_all(changes, dry_run, out):
+    """Show each change as a diff and, unless dry_run, write it; False if nothing changed."""
+    changes = [c for c in changes if c.after != c.before]
+    for change in changes:
+        show_diff(change, out)
+    if dry_run and changes:
+        out.write("(dry run: nothing was written)\n")
+    if dry_run or not changes:
+        return bool(changes)
+    for change in changes:
+        backup = apply(change)
+        what = "deleted" if change.after is None else "wrote"
+        out.write(f"{what} {change.path}" + (f" (backup of the old file: {backup})\n" if backup
+                                              else " (new file)\n"))
+    return True
+
+
+# -- what unbind restores ---------------------------------------------------------------------
+
+def records_path(config, agent):
+    return config.home / "bind" / f"{agent}.json"
+
+
+def load_records(config, agent):
+    """{file path: what it held before the first bind} for an agent."""
+    path = records_path(config, agent)
+    try:
+        doc = json.loads(path.read_bytes())
+        return {row["path"]: row for row in doc["files"]}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CannotEdit(f"{path} (what unbind restores) cannot be read ({e}); fix or remove "
+                         "it first") from None
+
+
+def save_records(config, agent, records):
+    path = records_path(config, agent)
+    if records:
+        write_atomic(path, json.dumps({"version": 1, "agent": agent,
+                                       "files": list(records.values())}, indent=1).encode())
+    elif path.exists():
+        path.unlink()
+
+
+def original(change):
+    """The record of a file as it was before FreeRide first changed it."""
+    return {"path": str(change.path), "existed": change.before is not None,
+            "mode": change.mode if change.before is not None else None,
+            "content": base64.b64encode(change.before or b"").decode(),
+            "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def default_gateway_url(config):
+    host = config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{config.port}/v1"
+
+
+def gateway_answers(url, timeout=1.0):
+    """True if something answers GET /health at the gateway URL's host (loopback only)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def cmd_bind(args, config):
+    agent = AGENTS[args.agent]
+    if args.scope and args.agent != "aider":
+        print("freeride: --scope is for aider only", file=sys.stderr)
+        return 2
+    url = (args.gateway_url or default_gateway_url(config)).rstrip("/")
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https") or \
+            not urllib.parse.urlsplit(url).hostname:
+        print(f"freeride: --gateway-url must be an http:// or https:// URL, not {url!r}",
+              file=sys.stderr)
+        return 2
+    key = args.api_key or config.api_key or DEFAULT_AGENT_KEY
+    if len(key) < 8 or key.lower() in PLACEHOLDER_KEYS:
+        print(f"freeride: warning: some agents (Hermes) treat a key like {key!r} as no key at "
+              "all; use 8 characters or more that are not a placeholder word", file=sys.stderr)
+    if config.api_key and key != config.api_key:
+        print("freeride: warning: FREERIDE_API_KEY is set and differs from --api-key, so a "
+              "gateway started with it will refuse this agent", file=sys.stderr)
+    binding = Binding(url, args.model, key)
+    try:
+        targets = agent.targets(config.env, Path.cwd(), args.scope or "home", binding)
+        changes = plan(targets)
+        if not any(c.after != c.before for c in changes):
+            print(f"freeride: {agent.title} already goes through FreeRide ({url}, model "
+                  f"{args.model}); nothing changed")
+            return 0
+        if not args.dry_run:
+            records = load_records(config, args.agent)
+            for change in changes:
+                if change.after != change.before and str(change.path) not in records:
+                    records[str(change.path)] = original(change)
+            save_records(config, args.agent, records)
+        apply_all(changes, args.dry_run, sys.stdout)
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        _print_by_hand(args.agent, binding._replace(api_key="$FREERIDE_API_KEY")
+                       if config.api_key and key == config.api_key else binding)
+        return 1
+    except OSError as e:
+        print(f"freeride: cannot write {e.filename or 'a config file'}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    print(f"freeride: {agent.title} now goes through FreeRide at {url} (model {args.model}); "
+          f"undo with `freeride unbind {args.agent}`")
+    say_reload(agent)
+    if agent.use:
+        print(agent.use)
+    if is_loopback(urllib.parse.urlsplit(url).hostname) and not gateway_answers(url):
+        print(f"note: no gateway answers at {url} yet; start it with `freeride serve`")
+    return 0
+
+
+def _print_by_hand(agent, binding):
+    """What the settings look like in a fresh file, for a user who will edit theirs by hand."""
+    try:
+        for target in AGENTS[agent].targets({"HOME": "/nonexistent"}, Path("/nonexistent"),
+                                            "home", binding):
+            if target.kind == "yaml":
+                doc = YamlDocument("")
+                target.edit(doc)
+                text = doc.text()
+            else:
+                doc = {}
+                target.edit(doc)
+                text = json.dumps(doc, indent=2) + "\n"
+            print(f"To set it up by hand, put this in {target.path.name}:\n{text}",
+                  end="", file=sys.stderr)
+    except CannotEdit:
+        pass
+
+
+def cmd_unbind(args, config):
+    agent = AGENTS[args.agent]
+    if args.scope and args.agent != "aider":
+        print("freeride: --scope is for aider only", file=sys.stderr)
+        return 2
+    try:
+        records = load_records(config, args.agent)
+        chosen = dict(records)
+        if args.scope:
+            [target] = agent.targets(config.env, Path.cwd(), args.scope, None)
+            chosen = {p: r for p, r in records.items() if p == str(target.path.resolve())}
+        if not chosen:
+            print(f"freeride: no bind of {agent.title} is recorded in "
+                  f"{records_path(config, args.agent)}; nothing to undo")
+            return 0
+        changes = []
+        for row in chosen.values():
+            path = Path(row["path"])
+            before = _read(path)
+            after = base64.b64decode(row["content"]) if row["existed"] else None
+            if before != after:
+                changes.append(FileChange(path, before, after, row["mode"] or 0o600,
+                                          secrets_in(path, before) | secrets_in(path, after)))
+            elif after is not None and os.stat(path).st_mode & 0o7777 != row["mode"] \
+                    and not args.dry_run:
+                os.chmod(path, row["mode"])
+        if not apply_all(changes, args.dry_run, sys.stdout) and not args.dry_run:
+            print(f"freeride: {agent.title}'s files already hold what they held before bind")
+        if args.dry_run:
+            return 0
+        save_records(config, args.agent, {p: r for p, r in records.items() if p not in chosen})
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        return 1
+    print(f"freeride: {agent.title} no longer goes through FreeRide; restored what was there "
+          "before the first bind")
+    say_reload(agent)
+    return 0
+
+
+# -- OpenClaw's v2 commands: auto, rotate, watcher --------------------------------------------
+
+def openclaw_config(config):
+    """(path, settings) of OpenClaw's config file; CannotEdit if it is missing or unreadable."""
+    path = openclaw_path(config.env, user_home(config.env))
+    data = _read(path.resolve())
+    if data is None:
+        raise CannotEdit(f"{path} does not exist: run OpenClaw once, or point "
+                         "OPENCLAW_CONFIG_PATH at its config")
+    try:
+        return path, read_json_config(data.decode("utf-8"), str(path))
+    except UnicodeDecodeError:
+        raise CannotEdit(f"{path} is not UTF-8 text") from None
+
+
+def openclaw_models(doc):
+    """(primary, fallbacks) of agents.defaults.model (a ref string, or {primary, fallbacks})."""
+    defaults = (doc.get("agents") or {}).get("defaults") or {}
+    model = defaults.get("model") if isinstance(defaults, dict) else None
+    if isinstance(model, str):
+        return model, []
+    if not isinstance(model, dict):
+        return None, []
+    fallbacks = model.get("fallbacks")
+    return model.get("primary"), [f for f in fallbacks if isinstance(f, str)] \
+        if isinstance(fallbacks, list) else []
+
+
+def gateway_fallbacks(model, count):
+    """Model families the gateway serves with tools, other than model: most providers first."""
+    routes = all_routes()
+    served = [(len({r.name for r, _ in resolve(routes, family, tools=True)}), family)
+              for family in FAMILIES if family != model]
+    return [family for n, family in sorted(served, key=lambda s: -s[0]) if n][:count]
+
+
+def openrouter_free_models(config, key):
+    """The ids of OpenRouter's free text models (`:free`, or priced "0"), best first: those
+    that take tools, then the largest context. UpstreamFailure if the list cannot be had."""
+    cls = providers.REGISTRY["openrouter"]
+    provider = cls(config.env.get(cls.base_url_var or "OPENROUTER_BASE_URL") or None)
+    pool = Pool(config.connect_timeout)
+    try:
+        response = pool.request("GET", provider.catalog_url(), None, provider.headers(key),
+                                config.first_byte_timeout)
+        try:
+            body = response.read(32 * MiB)
+        except (OSError, http.client.HTTPException) as e:
+            raise UpstreamFailure(0, reason=f"the list was cut off: {_short(e)}") from None
+        finally:
+            pool.discard(response)
+    finally:
+        pool.close()
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if response.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        message = error_message(doc, body.decode("utf-8", "replace"))
+        raise UpstreamFailure(response.status, reason=config.redact(
+            f"HTTP {response.status}: {message}" if response.status != 200 else
+            "the answer is not a model list"))
+    free = []
+    for row in doc["data"]:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            continue
+        pricing = row.get("pricing") if isinstance(row.get("pricing"), dict) else {}
+        architecture = row.get("architecture") if isinstance(row.get("architecture"), dict) else {}
+        if not (row["id"].endswith(":free") or (str(pricing.get("prompt")) == "0"
+                                                and str(pricing.get("completion")) == "0")):
+            continue
+        if "text" not in (architecture.get("output_modalities") or ["text"]):
+            continue
+        tools = "tools" in (row.get("supported_parameters") or ())
+        free.append((not tools, -providers._context_of(row), row["id"]))
+    return [model_id for *_, model_id in sorted(free)]
+
+
+def cmd_auto(args, config):
+    try:
+        path, doc = openclaw_config(config)
+        provider = ((doc.get("models") or {}).get("providers") or {}).get("freeride")
+        if isinstance(provider, dict) and provider.get("baseUrl"):
+            primary, _ = openclaw_models(doc)
+            listed = [m.get("id") for m in provider.get("models") or () if isinstance(m, dict)]
+            model = primary[len("freeride/"):] if (primary or "").startswith("freeride/") else \
+                next((m for m in listed if isinstance(m, str)), "auto")
+            fallbacks = gateway_fallbacks(model, args.count)
+            binding = Binding(provider["baseUrl"], model,
+                              provider.get("apiKey") or DEFAULT_AGENT_KEY)
+            refs = [f"freeride/{m}" for m in (model, *fallbacks)]
+
+            def edit(d):
+                bind_openclaw_models(d, binding, [model, *fallbacks])
+                set_openclaw_primary(d, refs[0], refs[1:])
+            how = "through the FreeRide gateway"
+        else:
+            keys = parse_list("OPENROUTER_API_KEY", config.env.get("OPENROUTER_API_KEY"))
+            if not keys:
+                print("freeride: OpenClaw is not bound to the gateway and OPENROUTER_API_KEY is "
+                      "not set: run `freeride bind openclaw`, or set OPENROUTER_API_KEY",
+                      file=sys.stderr)
+                return 2
+            ranked = openrouter_free_models(config, keys[0])
+            if not ranked:
+                print("freeride: OpenRouter lists no free model right now; nothing changed",
+                      file=sys.stderr)
+                return 1
+            refs = [f"openrouter/{m}" for m in ranked[:args.count + 1]]
+
+            def edit(d):
+                set_openclaw_primary(d, refs[0], refs[1:])
+            how = "straight to OpenRouter's free models (`freeride bind openclaw` adds failover " \
+                  "across every provider)"
+        changed = apply_all(plan([Target(path, "json", edit)]), args.dry_run, sys.stdout)
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        return 1
+    except (UpstreamFailure, OSError) as e:
+        print(f"freeride: cannot list OpenRouter's models: {getattr(e, 'reason', '') or e}",
+              file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    print(f"freeride: OpenClaw's primary model is {refs[0]}, with {len(refs) - 1} fallbacks, "
+          f"{how}" + ("" if changed else "; it already was, nothing changed"))
+    if changed:
+        say_reload(AGENTS["openclaw"])
+    return 0
+
+
+def openclaw_endpoint(config, doc, ref):
+    """((base URL, key, model id), None) to call an OpenClaw model ref such as
+    "freeride/auto" directly, or (None, why it cannot be)."""
+    name, _, model = ref.partition("/")
+    custom = ((doc.get("models") or {}).get("providers") or {}).get(name)
+    if isinstance(custom, dict) and custom.get("baseUrl"):
+        if custom.get("api", "openai-completions") != "openai-completions":
+            return None, f"provider {name!r} does not use OpenAI chat completions"
+        key = str(custom.get("apiKey") or "")
+        variable = re.fullmatch(r"\$\{(\w+)\}", key)  # OpenClaw's reference to a variable
+        return (custom["baseUrl"], config.env.get(variable.group(1), "") if variable else key,
+                model), None
+    if name == "openrouter":
+        keys = parse_list("OPENROUTER_API_KEY", config.env.get("OPENROUTER_API_KEY"))
+        if not keys:
+            return None, "OPENROUTER_API_KEY is not set"
+        cls = providers.REGISTRY["openrouter"]
+        return (config.env.get(cls.base_url_var or "OPENROUTER_BASE_URL") or cls.base_url,
+                keys[0], model), None
+    return None, (f"FreeRide tests only OpenAI-compatible providers (freeride, openrouter, "
+                  f"models.providers), not {name!r}")
+
+
+def probe(config, pool, endpoint, timeout):
+    """Ask a model for a few tokens; None if it answered, else what went wrong."""
+    base, key, model = endpoint
+    body = json.dumps({"model": model, "max_tokens": 8,
+                       "messages": [{"role": "user", "content": "Reply with OK."}]}).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    try:
+        response = pool.request("POST", base.rstrip("/") + "/chat/completions", body, headers,
+                                timeout)
+        try:
+            data = response.read(1 * MiB)
+        finally:
+            pool.discard(response)
+    except UpstreamFailure as e:
+        return e.reason
+    except (OSError, http.client.HTTPException) as e:
+        return _short(e)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if response.status != 200:
+        text = data.decode("utf-8", "replace")
+        return config.redact(f"HTTP {response.status}: {error_message(doc, text)}")[:300]
+    if not isinstance(doc, dict) or not doc.get("choices"):
+        return "the answer holds no choices"
+    return None
+
+
+def rotate(config, timeout, dry_run, out):
+    """Test OpenClaw's primary model; if it fails, make the first fallback that answers the
+    primary (the failed one goes last among the fallbacks). 0: the primary works or was
+    replaced; 1: nothing answered; 2: nothing to test."""
+    path, doc = openclaw_config(config)
+    primary, fallbacks = openclaw_models(doc)
+    if not primary:
+        out.write("OpenClaw has no primary model (agents.defaults.model.primary); run "
+                  "`freeride auto` first\n")
+        return 2
+    endpoint, why = openclaw_endpoint(config, doc, primary)
+    if endpoint is None:
+        out.write(f"cannot test the primary model {primary}: {why}\n")
+        return 2
+    pool = Pool(config.connect_timeout)
+    try:
+        failure = probe(config, pool, endpoint, timeout)
+        if failure is None:
+            out.write(f"primary {primary} answers; nothing changed\n")
+            return 0
+        out.write(f"primary {primary} failed: {failure}\n")
+        for ref in fallbacks:
+            endpoint, why = openclaw_endpoint(config, doc, ref)
+            failure = why if endpoint is None else probe(config, pool, endpoint, timeout)
+            if failure is None:
+                rest = [f for f in fallbacks if f != ref] + [primary]
+
+                def edit(d, ref=ref, rest=rest):
+                    set_openclaw_primary(d, ref, rest)
+                apply_all(plan([Target(path, "json", edit)]), dry_run, out)
+                out.write(f"primary {'would become' if dry_run else 'is now'} {ref}; {primary} "
+                          "goes to the end of the fallbacks" + ("" if dry_run else
+                          "\nrestart needed: " + AGENTS["openclaw"].reload) + "\n")
+                return 0
+            out.write(f"fallback {ref} failed: {failure}\n")
+    finally:
+        pool.close()
+    out.write("no fallback answered; nothing changed\n")
+    return 1
+
+
+def cmd_rotate(args, config):
+    try:
+        return rotate(config, args.timeout, args.dry_run, sys.stdout)
+    except CannotEdit as e:
+        print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
+        return 1
+
+
+def cmd_watcher(args, config):
+    """Rotate on failure every --interval seconds until SIGINT or SIGTERM (or once)."""
+    if args.once:
+        return cmd_rotate(argparse.Namespace(timeout=args.timeout, dry_run=False), config)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"freeride watcher: testing OpenClaw's primary model every {args.interval:g} s; "
+          "Ctrl-C stops it", flush=True)
+    try:
+        while not stop.is_set():
+            print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] ", end="")
+            try:
+                rotate(config, args.timeout, False, sys.stdout)
+            except CannotEdit as e:
+                print(f"freeride watcher: {e}; trying again in {args.interval:g} s")
+            sys.stdout.flush()
+            stop.wait(args.interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("freeride watcher: stopped", flush=True)
+    return 0
+
+
+def watcher_main(argv=None):
+    """The `freeride-watcher` console script: `freeride watcher` under its own name."""
+    return main(["watcher", *(sys.argv[1:] if argv is None else argv)])
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {text!r}")
+    return value
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
+    return int(text)
+
+
+def add_agent_commands(commands):
+    """The subcommands of this section, on build_parser's subparsers."""
+    bind = commands.add_parser(
+        "bind", help="write the gateway into an agent's own config file",
+        description="Write the gateway into the agent's config file (with a backup), so its "
+        "next start goes through FreeRide. `freeride unbind` undoes it.")
+    bind.add_argument("agent", choices=list(AGENTS))
+    bind.add_argument("--scope", choices=("home", "cwd", "git"),
+                      help="aider only: ~/.aider.conf.yml (home, the default), the current "
+                      "directory's, or the enclosing git repository's")
+    bind.add_argument("--gateway-url", help="the gateway's base URL (default "
+                      f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/v1, from FREERIDE_HOST and "
+                      "FREERIDE_PORT)")
+    bind.add_argument("--model", default="auto", type=lambda s: s.strip() or "auto",
+                      help="the model the agent asks for (default auto: every provider's best "
+                      "free model)")
+    bind.add_argument("--api-key", help="the key the agent sends (default $FREERIDE_API_KEY, "
+                      f"else {DEFAULT_AGENT_KEY})")
+    bind.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    bind.set_defaults(run=cmd_bind)
+    unbind = commands.add_parser(
+        "unbind", help="restore an agent's config file as it was before the first bind",
+        description="Put back exactly what the agent's config files held before the first "
+        "`freeride bind` (a file bind created is deleted), after a backup of what they hold now.")
+    unbind.add_argument("agent", choices=list(AGENTS))
+    unbind.add_argument("--scope", choices=("home", "cwd", "git"),
+                        help="aider only: restore only that file (default: every file bound)")
+    unbind.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    unbind.set_defaults(run=cmd_unbind)
+    auto = commands.add_parser(
+        "auto", help="OpenClaw: set the primary model and fallbacks",
+        description="Set OpenClaw's primary model and fallbacks: through the gateway when "
+        "`freeride bind openclaw` was run, else to OpenRouter's best free models "
+        "(needs OPENROUTER_API_KEY).")
+    auto.add_argument("--count", type=_count, default=5, help="how many fallbacks (default 5)")
+    auto.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    auto.set_defaults(run=cmd_auto)
+    rotate_ = commands.add_parser(
+        "rotate", help="OpenClaw: swap to the next working fallback if the primary fails",
+        description="Send OpenClaw's primary model a tiny request; if it fails, make the first "
+        "fallback that answers the primary.")
+    rotate_.add_argument("--timeout", type=_seconds, default=30.0,
+                         help="seconds to wait for each model (default 30)")
+    rotate_.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    rotate_.set_defaults(run=cmd_rotate)
+    watcher = commands.add_parser(
+        "watcher", help="OpenClaw: rotate on failure, in a loop",
+        description="Run `freeride rotate` every --interval seconds until SIGINT or SIGTERM "
+        "(also installed as the freeride-watcher command).")
+    watcher.add_argument("--interval", type=_seconds, default=300.0,
+                         help="seconds between checks (default 300)")
+    watcher.add_argument("--once", action="store_true", help="check once and exit")
+    watcher.add_argument("--timeout", type=_seconds, default=30.0,
+                         help="seconds to wait for each model (default 30)")
+    watcher.set_defaults(run=cmd_watcher)
+
+
+# =============================================================================================
 # cli
 # =============================================================================================
 
@@ -3496,6 +5095,7 @@ def build_parser():
                       help="where to write it (default ./freeride.pyz; a directory gets "
                       "freeride.pyz inside)")
     pack.set_defaults(run=cmd_pack, needs_config=False)
+    add_agent_commands(commands)
     return parser
 
 
