@@ -1626,7 +1626,7 @@ class Gateway:
     def start(self):
         """Serve on a background thread (tests, and serve's main thread waits on signals)."""
         self.thread = threading.Thread(target=self.server.serve_forever, name="freeride-server",
-                                       kwargs={"poll_interval": 0.2}, daemon=True)
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
 
