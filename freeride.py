@@ -3141,18 +3141,15 @@ def yaml_inline(value):
     return yaml_scalar(value)
 
 
-class YamlDocument:
-    """A YAML file as its lines, with just enough structure to change a few settings.
+class LineEditor:
+    """A config file as its lines and their line ends, edited a few lines at a time.
 
-    It understands block mappings and block lists (of scalars and of mappings, indented or
-    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
-    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
-    anchors, aliases and tags, several documents, directives, tabs used for indentation,
-    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
-    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
-    add only the lines of the settings they touch, and the text is parsed again after each
-    one, so an edit can never leave a file this class would not read.
+    The shared part of the YAML and TOML editors: a subclass parses self.lines in _parse()
+    (raising CannotEdit with error()) and changes them only through _splice(), which parses
+    the result again, so an edit can never leave a file its editor would not read. The
+    byte-order mark, each line's own ending and a missing last newline are kept.
     """
+    language = ""
 
     def __init__(self, text, name="the file"):
         self.name = name
@@ -3178,6 +3175,40 @@ class YamlDocument:
 
     def error(self, i, message):
         return CannotEdit(f"{self.name} line {i + 1}: {message}")
+
+    def _parse(self):
+        raise NotImplementedError
+
+    def _splice(self, first, count, new):
+        """Replace `count` lines from `first` with the lines `new`, then parse again."""
+        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
+            self.ends[-1] = self.newline
+        keep = self.ends[first] if count == len(new) == 1 else None
+        self.lines[first:first + count] = new
+        self.ends[first:first + count] = [self.newline] * len(new)
+        if keep is not None:
+            self.ends[first] = keep
+        try:
+            self._parse()
+        except CannotEdit as e:  # an edit must never make a file this class cannot read
+            raise AssertionError(f"the {self.language} editor produced a file it cannot read: "
+                                 f"{e}") from None
+
+
+class YamlDocument(LineEditor):
+    """A YAML file as its lines, with just enough structure to change a few settings.
+
+    It understands block mappings and block lists (of scalars and of mappings, indented or
+    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
+    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
+    anchors, aliases and tags, several documents, directives, tabs used for indentation,
+    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
+    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
+    add only the lines of the settings they touch, and the text is parsed again after each
+    one, so an edit can never leave a file this class would not read.
+    """
+
+    language = "YAML"
 
     # -- reading ------------------------------------------------------------------------------
     def _parse(self):
@@ -3500,20 +3531,6 @@ class YamlDocument:
         return found
 
     # -- editing ------------------------------------------------------------------------------
-    def _splice(self, first, count, new):
-        """Replace `count` lines from `first` with the lines `new`, then parse again."""
-        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
-            self.ends[-1] = self.newline
-        keep = self.ends[first] if count == len(new) == 1 else None
-        self.lines[first:first + count] = new
-        self.ends[first:first + count] = [self.newline] * len(new)
-        if keep is not None:
-            self.ends[first] = keep
-        try:
-            self._parse()
-        except CannotEdit as e:  # an edit must never make a file this class cannot read
-            raise AssertionError(f"the YAML editor produced a file it cannot read: {e}") from None
-
     def _drop_value(self, entry):
         """Rewrite `key: value` as `key:` (keeping a comment), dropping the lines under it."""
         line = self.lines[entry.line]
