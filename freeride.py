@@ -3779,7 +3779,8 @@ class TomlDocument(LineEditor):
     booleans, dates (kept, not read), arrays and inline tables, over several lines where TOML
     allows; a key or table defined twice is refused as TOML does. set() writes `key = value`
     under one [table]: in place if the key is there, else after the table's last key, or in a
-    new table at the end of the file. It refuses, with CannotEdit, to guess: a value to
+    new table at the end of the file; update() sets several after checking them all. It
+    refuses, with CannotEdit, to guess: a value to
     replace that spans lines or is a multi-line string, and a table that is also given keys
     from elsewhere (dotted keys, an inline table, a list of tables of that name).
     """
@@ -4046,20 +4047,37 @@ class TomlDocument(LineEditor):
         return json_secrets(self.data(), pattern)
 
     # -- editing ------------------------------------------------------------------------------
-    def set(self, table, key, value):
-        """Set `key = value` under [table] (() for the top of the file)."""
+    def update(self, settings):
+        """Set {table: {key: value}}; every key is checked before the first line changes, so
+        a refusal names the line as it is in the file."""
+        for table, values in settings.items():
+            for key in values:
+                self._entry_to_set(table, key)
+        for table, values in settings.items():
+            for key, value in values.items():
+                self.set(table, key, value)
+
+    def _entry_to_set(self, table, key):
+        """(the index of [table] or None, the entry of `key` in it or None); CannotEdit when
+        set() cannot write the key without guessing."""
         self._check_alone(table, table + (key,))
         section = next((k for k, t in enumerate(self.tables) if t.path == table and not t.array),
                        None)
         entry = next((e for e in self.entries if e.table == section and e.key == (key,)), None)
+        if entry is not None and (entry.last != entry.line or self.lines[entry.line].startswith(
+                ('"""', "'''"), entry.start)):
+            raise self.error(entry.line, f"{toml_path(table + (key,))} is written as a "
+                             "multi-line value, which FreeRide does not rewrite")
+        return section, entry
+
+    def set(self, table, key, value):
+        """Set `key = value` under [table] (() for the top of the file)."""
+        section, entry = self._entry_to_set(table, key)
         written = f"{toml_key(key)} = {toml_value(value)}"
         if entry is not None:
             if _same(entry.value, value):
                 return
             line = self.lines[entry.line]
-            if entry.last != entry.line or line.startswith(('"""', "'''"), entry.start):
-                raise self.error(entry.line, f"{toml_path(table + (key,))} is written as a "
-                                 "multi-line value, which FreeRide does not rewrite")
             self._splice(entry.line, 1, [line[:entry.start] + toml_value(value)
                                          + line[entry.end:]])
         elif section is not None:
@@ -4293,13 +4311,11 @@ def codex_targets(env, cwd, scope, binding):
     folder = Path(env.get("CODEX_HOME") or user_home(env) / ".codex")
 
     def edit(doc):
-        for key, value in (("model", binding.model), ("model_provider", "freeride"),
-                           ("model_context_window", smallest_context(binding.model))):
-            doc.set((), key, value)
-        for key, value in (("name", "FreeRide"), ("base_url", binding.gateway_url),
-                           ("wire_api", "responses"),
-                           ("experimental_bearer_token", binding.api_key)):
-            doc.set(("model_providers", "freeride"), key, value)
+        doc.update({(): {"model": binding.model, "model_provider": "freeride",
+                         "model_context_window": smallest_context(binding.model)},
+                    ("model_providers", "freeride"): {
+                        "name": "FreeRide", "base_url": binding.gateway_url,
+                        "wire_api": "responses", "experimental_bearer_token": binding.api_key}})
     return [Target(folder / "config.toml", "toml", edit)]
 
 
