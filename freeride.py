@@ -20,8 +20,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   pack      the single-file build (freeride.pyz), made from the code that is running
-  bind      agents wired to the gateway in their own config files (a small YAML editor,
-            backups, unbind), and OpenClaw's auto / rotate / watcher
+  bind      agents wired to the gateway in their own config files (small YAML and TOML
+            editors, backups, unbind), and OpenClaw's auto / rotate / watcher
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -3731,7 +3731,8 @@ TOML_INT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)|0x[0-9A-Fa-f](_?[0-9A-Fa-f])*"
                       r"|0o[0-7](_?[0-7])*|0b[01](_?[01])*")
 TOML_FLOAT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)(\.[0-9](_?[0-9])*)?([eE][+-]?[0-9](_?[0-9])*)?"
                         r"|[+-]?(inf|nan)")
-TOML_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?)?"
+TOML_DATE = re.compile(r"\d{4}-\d{2}-\d{2}"
+                       r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?)?"
                        r"|\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 
 

@@ -168,8 +168,8 @@ class ClaudeTest(BinderContract, HomeTest):
     def test_claude_config_dir_moves_the_file(self):
         result = self.run_cli("bind", "claude", CLAUDE_CONFIG_DIR=str(self.home / "cc"))
         self.assertEqual(result.code, 0, result)
-        self.assertEqual(self.settings(self.home / "cc" / "settings.json")["env"]["ANTHROPIC_MODEL"],
-                         "auto")
+        moved = self.settings(self.home / "cc" / "settings.json")
+        self.assertEqual(moved["env"]["ANTHROPIC_MODEL"], "auto")
         self.assertEqual(self.settings(), CLAUDE)
 
 
