@@ -20,8 +20,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   pack      the single-file build (freeride.pyz), made from the code that is running
-  bind      agents wired to the gateway in their own config files (a small YAML editor,
-            backups, unbind), and OpenClaw's auto / rotate / watcher
+  bind      agents wired to the gateway in their own config files (small YAML and TOML
+            editors, backups, unbind), and OpenClaw's auto / rotate / watcher
   cli       argparse subcommands
 
 Providers (providers/) are data plus small hooks; everything on the wire lives here.
@@ -2981,8 +2981,9 @@ def cmd_pack(args, config):
 #   - only the settings FreeRide owns change: every other key and comment stays as it was;
 #   - a timestamped backup is written first, then the new content through an atomic rename
 #     that keeps the file's permissions.
-# The standard library has no YAML, so YamlDocument is a small line editor for exactly the
-# block YAML these agents use. JSON files are parsed and rewritten whole, keys in order.
+# The standard library has no YAML and cannot write TOML, so YamlDocument and TomlDocument
+# are small line editors (one LineEditor underneath) for exactly the YAML and TOML these agents
+# use. JSON files are parsed and rewritten whole, keys in order.
 
 class CannotEdit(Exception):
     """A config file FreeRide will not change; the message says which file, where and why."""
@@ -3141,18 +3142,15 @@ def yaml_inline(value):
     return yaml_scalar(value)
 
 
-class YamlDocument:
-    """A YAML file as its lines, with just enough structure to change a few settings.
+class LineEditor:
+    """A config file as its lines and their line ends, edited a few lines at a time.
 
-    It understands block mappings and block lists (of scalars and of mappings, indented or
-    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
-    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
-    anchors, aliases and tags, several documents, directives, tabs used for indentation,
-    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
-    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
-    add only the lines of the settings they touch, and the text is parsed again after each
-    one, so an edit can never leave a file this class would not read.
+    The shared part of the YAML and TOML editors: a subclass parses self.lines in _parse()
+    (raising CannotEdit with error()) and changes them only through _splice(), which parses
+    the result again, so an edit can never leave a file its editor would not read. The
+    byte-order mark, each line's own ending and a missing last newline are kept.
     """
+    language = ""
 
     def __init__(self, text, name="the file"):
         self.name = name
@@ -3178,6 +3176,40 @@ class YamlDocument:
 
     def error(self, i, message):
         return CannotEdit(f"{self.name} line {i + 1}: {message}")
+
+    def _parse(self):
+        raise NotImplementedError
+
+    def _splice(self, first, count, new):
+        """Replace `count` lines from `first` with the lines `new`, then parse again."""
+        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
+            self.ends[-1] = self.newline
+        keep = self.ends[first] if count == len(new) == 1 else None
+        self.lines[first:first + count] = new
+        self.ends[first:first + count] = [self.newline] * len(new)
+        if keep is not None:
+            self.ends[first] = keep
+        try:
+            self._parse()
+        except CannotEdit as e:  # an edit must never make a file this class cannot read
+            raise AssertionError(f"the {self.language} editor produced a file it cannot read: "
+                                 f"{e}") from None
+
+
+class YamlDocument(LineEditor):
+    """A YAML file as its lines, with just enough structure to change a few settings.
+
+    It understands block mappings and block lists (of scalars and of mappings, indented or
+    not), comments, plain, single- and double-quoted scalars, and one-line flow collections
+    such as `[chat, edit, apply]`. It refuses, with CannotEdit, what it cannot be sure of:
+    anchors, aliases and tags, several documents, directives, tabs used for indentation,
+    complex keys, duplicate keys, multi-line quoted or flow values; block scalars (| and >)
+    and multi-line plain scalars are kept as they are but never rewritten. Edits replace or
+    add only the lines of the settings they touch, and the text is parsed again after each
+    one, so an edit can never leave a file this class would not read.
+    """
+
+    language = "YAML"
 
     # -- reading ------------------------------------------------------------------------------
     def _parse(self):
@@ -3500,20 +3532,6 @@ class YamlDocument:
         return found
 
     # -- editing ------------------------------------------------------------------------------
-    def _splice(self, first, count, new):
-        """Replace `count` lines from `first` with the lines `new`, then parse again."""
-        if new and first == len(self.lines) and self.ends and not self.ends[-1]:
-            self.ends[-1] = self.newline
-        keep = self.ends[first] if count == len(new) == 1 else None
-        self.lines[first:first + count] = new
-        self.ends[first:first + count] = [self.newline] * len(new)
-        if keep is not None:
-            self.ends[first] = keep
-        try:
-            self._parse()
-        except CannotEdit as e:  # an edit must never make a file this class cannot read
-            raise AssertionError(f"the YAML editor produced a file it cannot read: {e}") from None
-
     def _drop_value(self, entry):
         """Rewrite `key: value` as `key:` (keeping a comment), dropping the lines under it."""
         line = self.lines[entry.line]
@@ -3702,6 +3720,418 @@ def json_secrets(doc, pattern):
     return found
 
 
+# TOML (Codex's config.toml). Python 3.11's tomllib only reads, and 3.10 has none, so
+# TomlDocument reads the whole file (to know where each table starts, past multi-line strings
+# and arrays) and rewrites only the lines of the keys it sets.
+TOML_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+TOML_TOKEN = re.compile(r"[0-9A-Za-z_+.:-]+")
+TOML_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b", '"': '"',
+                "\\": "\\"}
+TOML_INT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)|0x[0-9A-Fa-f](_?[0-9A-Fa-f])*"
+                      r"|0o[0-7](_?[0-7])*|0b[01](_?[01])*")
+TOML_FLOAT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)(\.[0-9](_?[0-9])*)?([eE][+-]?[0-9](_?[0-9])*)?"
+                        r"|[+-]?(inf|nan)")
+TOML_DATE = re.compile(r"\d{4}-\d{2}-\d{2}"
+                       r"([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?)?"
+                       r"|\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+
+
+def toml_key(key):
+    return key if TOML_BARE_KEY.fullmatch(key) else toml_value(key)
+
+
+def toml_path(path):
+    return ".".join(map(toml_key, path))
+
+
+def toml_value(value):
+    """A string, integer or boolean written as TOML (strings as basic strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    reverse = {v: k for k, v in TOML_ESCAPES.items() if k != "e"}
+    return '"' + "".join(
+        "\\" + reverse[c] if c in reverse else
+        f"\\u{ord(c):04X}" if c < " " or c == "\x7f" else c for c in value) + '"'
+
+
+class TomlEntry(NamedTuple):
+    line: int       # the line of `key =`
+    last: int       # the line its value ends on
+    start: int      # the value's columns: from start on `line` to end on `last`
+    end: int
+    table: int      # the index in TomlDocument.tables of the table it is written under
+    key: tuple      # its key, a dotted key split into parts
+    value: object   # as Python: str, int, float, bool, list, dict (OPAQUE: a date or time)
+
+
+class TomlTable(NamedTuple):
+    line: int       # its header's line (-1: the keys at the top of the file)
+    path: tuple
+    array: bool     # a [[..]] header: one more table in a list of tables
+
+
+class TomlDocument(LineEditor):
+    """A TOML file as its lines, with just enough structure to set a few keys.
+
+    It reads all of TOML 1.0 (and 1.1's multi-line inline tables and \\e, \\x escapes):
+    tables and lists of tables, dotted and quoted keys, every kind of string, numbers,
+    booleans, dates (kept, not read), arrays and inline tables, over several lines where TOML
+    allows; a key or table defined twice is refused as TOML does. set() writes `key = value`
+    under one [table]: in place if the key is there, else after the table's last key, or in a
+    new table at the end of the file; update() sets several after checking them all. It
+    refuses, with CannotEdit, to guess: a value to
+    replace that spans lines or is a multi-line string, and a table that is also given keys
+    from elsewhere (dotted keys, an inline table, a list of tables of that name).
+    """
+
+    language = "TOML"
+
+    # -- reading ------------------------------------------------------------------------------
+    def _parse(self):
+        self.tables, self.entries = [TomlTable(-1, (), False)], []
+        defined = {}  # full path -> "table", "array", "value" or "dotted" (made by a dotted key)
+        i = 0
+        while i < len(self.lines):
+            p = self._skip(i, 0)
+            line = self.lines[i]
+            if p < len(line) and line[p] == "[":
+                self._header(i, p, defined)
+            elif p < len(line) and line[p] != "#":
+                i = self._entry(i, p, defined)
+            i += 1
+
+    def _skip(self, i, p):
+        line = self.lines[i]
+        while p < len(line) and line[p] in " \t":
+            p += 1
+        return p
+
+    def _end_of_line(self, i, p):
+        p = self._skip(i, p)
+        if p < len(self.lines[i]) and self.lines[i][p] != "#":
+            raise self.error(i, f"unexpected text {self.lines[i][p:].strip()[:30]!r}")
+
+    def _header(self, i, p, defined):
+        line = self.lines[i]
+        array = line.startswith("[[", p)
+        path, q = self._key(i, p + (2 if array else 1))
+        close = "]]" if array else "]"
+        if not line.startswith(close, q):
+            raise self.error(i, f"a table header must end with {close}")
+        self._end_of_line(i, q + len(close))
+        for k in range(1, len(path)):
+            if defined.get(path[:k]) == "value":
+                raise self.error(i, f"{toml_path(path[:k])} is already a value, not a table")
+        kind = defined.get(path)
+        if array and kind in (None, "array"):
+            for other in [d for d in defined if d[:len(path)] == path and len(d) > len(path)]:
+                del defined[other]  # the keys and tables of the list's previous table
+        elif kind is not None:
+            raise self.error(i, f"[{toml_path(path)}] is defined twice (TOML forbids it)")
+        defined[path] = "array" if array else "table"
+        self.tables.append(TomlTable(i, path, array))
+
+    def _entry(self, i, p, defined):
+        """Read `key = value` at line i; the line its value ends on."""
+        key, q = self._key(i, p)
+        if not self.lines[i].startswith("=", q):
+            raise self.error(i, "expected `key = value`")
+        start = self._skip(i, q + 1)
+        value, last, end = self._value(i, start)
+        self._end_of_line(last, end)
+        table = self.tables[-1].path
+        full = table + key
+        for k in range(len(table) + 1, len(full)):
+            kind = defined.get(full[:k])
+            if kind == "value":
+                raise self.error(i, f"{toml_path(full[:k])} is already a value, not a table")
+            if kind in ("table", "array"):
+                raise self.error(i, f"{toml_path(full[:k])} is a [table]; a dotted key "
+                                 "cannot add to it from elsewhere")
+            defined[full[:k]] = "dotted"
+        if full in defined:
+            raise self.error(i, f"{toml_path(full)} is defined twice (TOML forbids it)")
+        defined[full] = "value"
+        self.entries.append(TomlEntry(i, last, start, end, len(self.tables) - 1, key, value))
+        return last
+
+    def _key(self, i, p):
+        """The key (bare, quoted or dotted) at line i, column p, and the column after it."""
+        line, parts = self.lines[i], []
+        while True:
+            p = self._skip(i, p)
+            if line.startswith(('"""', "'''"), p):
+                raise self.error(i, "a key cannot be a multi-line string")
+            if line[p:p + 1] in ('"', "'"):
+                part, p = self._string(i, p)
+            else:
+                m = TOML_BARE_KEY.match(line, p)
+                if not m:
+                    raise self.error(i, "expected a key")
+                part, p = m.group(), m.end()
+            parts.append(part)
+            p = self._skip(i, p)
+            if line[p:p + 1] != ".":
+                return tuple(parts), p
+            p += 1
+
+    def _value(self, i, p):
+        """The value at line i, column p: (value, the line it ends on, the column after it)."""
+        line = self.lines[i]
+        if line.startswith(('"""', "'''"), p):
+            return self._multi_line_string(i, p)
+        if line[p:p + 1] in ('"', "'"):
+            value, p = self._string(i, p)
+            return value, i, p
+        if line[p:p + 1] == "[":
+            return self._array(i, p)
+        if line[p:p + 1] == "{":
+            return self._inline_table(i, p)
+        m = TOML_TOKEN.match(line, p)
+        if not m:
+            raise self.error(i, "expected a value")
+        end = m.end()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", m.group()) and re.match(r" \d{2}:", line[end:]):
+            end = TOML_TOKEN.match(line, end + 1).end()  # a date and time apart by a space
+        token = line[p:end]
+        if token in ("true", "false"):
+            return token == "true", i, end
+        if TOML_INT.fullmatch(token):
+            return int(token.replace("_", ""), 0), i, end
+        if TOML_FLOAT.fullmatch(token):
+            return float(token.replace("_", "")), i, end
+        if TOML_DATE.fullmatch(token):
+            return OPAQUE, i, end
+        raise self.error(i, f"{token!r} is not a TOML value")
+
+    def _escape(self, i, j):
+        """The character of the escape at line i, column j, and the column after it."""
+        line = self.lines[i]
+        c = line[j + 1:j + 2]
+        if c in TOML_ESCAPES:
+            return TOML_ESCAPES[c], j + 2
+        width = {"u": 4, "U": 8, "x": 2}.get(c)
+        digits = line[j + 2:j + 2 + width] if width else ""
+        if width and re.fullmatch(r"[0-9A-Fa-f]+", digits) and len(digits) == width \
+                and (int(digits, 16) < 0xD800 or 0xDFFF < int(digits, 16) <= 0x10FFFF):
+            return chr(int(digits, 16)), j + 2 + width
+        raise self.error(i, f"unknown escape {line[j:j + 2 + (width or 0)]!r} in a string")
+
+    def _string(self, i, p):
+        """A one-line basic ("...") or literal ('...') string: its value and the column after."""
+        line, quote = self.lines[i], self.lines[i][p]
+        out, j = [], p + 1
+        while j < len(line):
+            if line[j] == quote:
+                return "".join(out), j + 1
+            if line[j] == "\\" and quote == '"':
+                c, j = self._escape(i, j)
+                out.append(c)
+                continue
+            out.append(line[j])
+            j += 1
+        raise self.error(i, "a string does not close on its line")
+
+    def _multi_line_string(self, i, p):
+        first, quote = i, self.lines[i][p]
+        delim = quote * 3
+        out, j, trimming = [], p + 3, False
+        if j == len(self.lines[i]):  # a newline right after the opening quotes is not kept
+            i, j = i + 1, 0
+        while i < len(self.lines):
+            line = self.lines[i]
+            while j < len(line):
+                if trimming and line[j] in " \t":
+                    j += 1
+                    continue
+                trimming = False
+                if line.startswith(delim, j):
+                    k = j + 3
+                    while k < j + 5 and line[k:k + 1] == quote:  # up to two quotes end the text
+                        k += 1
+                    out.append(quote * (k - j - 3))
+                    return "".join(out), i, k
+                if line[j] == "\\" and quote == '"':
+                    if not line[j + 1:].strip(" \t"):  # a line-ending backslash
+                        trimming = True
+                        break
+                    c, j = self._escape(i, j)
+                    out.append(c)
+                    continue
+                out.append(line[j])
+                j += 1
+            if not trimming:
+                out.append(self.ends[i].replace("\r\n", "\n"))
+            i, j = i + 1, 0
+        raise self.error(first, "a multi-line string does not close")
+
+    def _gap(self, i, p, first):
+        """The next line and column, past spaces, comments and line ends, inside [..] or {..}."""
+        while i < len(self.lines):
+            p = self._skip(i, p)
+            if p < len(self.lines[i]) and self.lines[i][p] != "#":
+                return i, p
+            i, p = i + 1, 0
+        raise self.error(first, "an array or inline table does not close")
+
+    def _array(self, i, p):
+        first, items, p = i, [], p + 1
+        while True:
+            i, p = self._gap(i, p, first)
+            if self.lines[i][p] == "]":
+                return items, i, p + 1
+            value, i, p = self._value(i, p)
+            items.append(value)
+            i, p = self._gap(i, p, first)
+            if self.lines[i][p] == ",":
+                p += 1
+            elif self.lines[i][p] != "]":
+                raise self.error(i, "expected ',' or ']' in an array")
+
+    def _inline_table(self, i, p):
+        first, table, p = i, {}, p + 1
+        while True:
+            i, p = self._gap(i, p, first)
+            if self.lines[i][p] == "}":
+                return table, i, p + 1
+            key, p = self._key(i, p)
+            if not self.lines[i].startswith("=", p):
+                raise self.error(i, "expected `key = value` in an inline table")
+            value, i, p = self._value(i, self._skip(i, p + 1))
+            node = table
+            for part in key[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise self.error(i, f"{toml_path(key)} is defined twice in an inline table")
+            if key[-1] in node:
+                raise self.error(i, f"{toml_path(key)} is defined twice in an inline table")
+            node[key[-1]] = value
+            i, p = self._gap(i, p, first)
+            if self.lines[i][p] == ",":
+                p += 1
+            elif self.lines[i][p] != "}":
+                raise self.error(i, "expected ',' or '}' in an inline table")
+
+    def data(self):
+        """The whole file as Python values, as a TOML loader reads it (dates are OPAQUE)."""
+        root, nodes = {}, []
+        for table in self.tables:
+            node = root
+            for k, part in enumerate(table.path):
+                if table.array and k == len(table.path) - 1:
+                    node = node.setdefault(part, [])
+                    node.append({})
+                    node = node[-1]
+                else:
+                    node = node.setdefault(part, {})
+                    if isinstance(node, list):  # a table in the list's last table
+                        node = node[-1]
+            nodes.append(node)
+        for entry in self.entries:
+            node = nodes[entry.table]
+            for part in entry.key[:-1]:
+                node = node.setdefault(part, {})
+            node[entry.key[-1]] = entry.value
+        return root
+
+    def get(self, path, default=None):
+        node = self.data()
+        for step in path:
+            if not isinstance(node, dict) or step not in node:
+                return default
+            node = node[step]
+        return node
+
+    def secrets(self, pattern):
+        return json_secrets(self.data(), pattern)
+
+    # -- editing ------------------------------------------------------------------------------
+    def update(self, settings):
+        """Set {table: {key: value}}; every key is checked before the first line changes, so
+        a refusal names the line as it is in the file."""
+        for table, values in settings.items():
+            for key in values:
+                self._entry_to_set(table, key)
+        for table, values in settings.items():
+            for key, value in values.items():
+                self.set(table, key, value)
+
+    def _entry_to_set(self, table, key):
+        """(the index of [table] or None, the entry of `key` in it or None); CannotEdit when
+        set() cannot write the key without guessing."""
+        self._check_alone(table, table + (key,))
+        section = next((k for k, t in enumerate(self.tables) if t.path == table and not t.array),
+                       None)
+        entry = next((e for e in self.entries if e.table == section and e.key == (key,)), None)
+        if entry is not None and (entry.last != entry.line or self.lines[entry.line].startswith(
+                ('"""', "'''"), entry.start)):
+            raise self.error(entry.line, f"{toml_path(table + (key,))} is written as a "
+                             "multi-line value, which FreeRide does not rewrite")
+        return section, entry
+
+    def set(self, table, key, value):
+        """Set `key = value` under [table] (() for the top of the file)."""
+        section, entry = self._entry_to_set(table, key)
+        written = f"{toml_key(key)} = {toml_value(value)}"
+        if entry is not None:
+            if _same(entry.value, value):
+                return
+            line = self.lines[entry.line]
+            self._splice(entry.line, 1, [line[:entry.start] + toml_value(value)
+                                         + line[entry.end:]])
+        elif section is not None:
+            at, new = self._after_keys(section), [written]
+            if section == 0 and not self.entries_of(0) and at < len(self.lines) \
+                    and self.lines[at].strip():
+                new.append("")  # the new keys at the top, apart from the first table
+            self._splice(at, 0, new)
+        else:
+            new = [f"[{toml_path(table)}]", written]
+            if self.lines and self.lines[-1].strip():
+                new.insert(0, "")
+            self._splice(len(self.lines), 0, new)
+
+    def entries_of(self, section):
+        return [e for e in self.entries if e.table == section]
+
+    def _after_keys(self, section):
+        """Where a new key of a table goes: after its last key (or its header); at the top of
+        the file, before the first table and the comments right above it."""
+        entries = self.entries_of(section)
+        if entries:
+            return entries[-1].last + 1
+        if section:
+            return self.tables[section].line + 1
+        i = self.tables[1].line if len(self.tables) > 1 else len(self.lines)
+        while i > 0 and self.lines[i - 1].lstrip().startswith("#"):
+            i -= 1
+        return i
+
+    def _check_alone(self, table, full):
+        """CannotEdit unless [table] and its key `full` are defined only where set() writes:
+        as `key = ...` lines under the table's own header (or at the top)."""
+        for t in self.tables[1:]:
+            if t.array and t.path == table[:len(t.path)]:
+                raise self.error(t.line, f"[[{toml_path(t.path)}]] is a list of tables; FreeRide "
+                                 f"will not guess where [{toml_path(table)}] belongs")
+            if t.path[:len(full)] == full:
+                raise self.error(t.line, f"[{toml_path(t.path)}] makes {toml_path(full)} a "
+                                 "table; FreeRide will not guess")
+        for e in self.entries:
+            where = self.tables[e.table].path
+            path = where + e.key
+            if where == table and len(e.key) == 1:
+                continue
+            if path[:len(full)] == full or full[:len(path)] == path or \
+                    (table and path[:len(table)] == table and where[:len(table)] != table):
+                raise self.error(e.line, f"{toml_path(path)} is set here with a dotted key or "
+                                 f"an inline table; FreeRide writes {toml_path(full)} only "
+                                 f"under [{toml_path(table)}] and will not guess, so edit "
+                                 "it by hand")
+
+
 # -- what each agent reads ----------------------------------------------------------------
 
 DEFAULT_AGENT_KEY = "freeride-local"  # agents drop keys that are short or look like placeholders
@@ -3711,6 +4141,7 @@ PLACEHOLDER_KEYS = {"any", "none", "null", "dummy", "test", "key", "fake", "empt
 SECRET_KEYS = r"(?i)(api[-_]?key|token|secret|password)$"  # keys whose values a diff masks
 LLM_KEYS = "keys.json"  # llm's file of keys: every value in it is a secret
 HERMES_MIN_CONTEXT = 65536  # Hermes refuses a model that advertises less
+LINE_EDITORS = {"yaml": YamlDocument, "toml": TomlDocument}
 OPENCLAW_MAX_TOKENS = 8192
 
 
@@ -3723,7 +4154,8 @@ class Binding(NamedTuple):
 
 class Target(NamedTuple):
     """One config file an agent reads, and how FreeRide edits it: kind "yaml" calls
-    edit(YamlDocument), kind "json" calls edit(dict); both change it in place."""
+    edit(YamlDocument), "toml" edit(TomlDocument), "json" edit(dict); each changes it in
+    place."""
     path: Path
     kind: str
     edit: object
@@ -3755,6 +4187,20 @@ def hermes_context(model):
                          "providers FreeRide knows; choose another --model (auto has "
                          f"{served_context('auto')[0]})")
     return usable[0]
+
+
+def smallest_context(model):
+    """The smallest context window `model` really has on the providers serving it."""
+    windows = served_context(model)
+    if not windows:
+        raise CannotEdit(f"FreeRide knows no context window for {model!r} on any provider; "
+                         "choose another --model")
+    return windows[0]
+
+
+def anthropic_base_url(gateway_url):
+    """The gateway URL without its /v1, which Anthropic's clients add themselves."""
+    return gateway_url[:-3] if gateway_url.endswith("/v1") else gateway_url
 
 
 def git_root(start):
@@ -3845,6 +4291,35 @@ def llm_targets(env, cwd, scope, binding):
             Target(folder / LLM_KEYS, "json", edit_keys)]
 
 
+def claude_targets(env, cwd, scope, binding):
+    folder = Path(env.get("CLAUDE_CONFIG_DIR") or user_home(env) / ".claude")
+
+    def edit(doc):
+        # One model in every slot: Claude Code's main model and its opus, sonnet and haiku
+        # defaults (haiku does the small jobs: titles, summaries).
+        variables = _json_object(doc, "env", "settings.json")
+        variables.update({"ANTHROPIC_BASE_URL": anthropic_base_url(binding.gateway_url),
+                          "ANTHROPIC_AUTH_TOKEN": binding.api_key,
+                          "ANTHROPIC_MODEL": binding.model,
+                          "ANTHROPIC_DEFAULT_OPUS_MODEL": binding.model,
+                          "ANTHROPIC_DEFAULT_SONNET_MODEL": binding.model,
+                          "ANTHROPIC_DEFAULT_HAIKU_MODEL": binding.model,
+                          "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"})
+    return [Target(folder / "settings.json", "json", edit)]
+
+
+def codex_targets(env, cwd, scope, binding):
+    folder = Path(env.get("CODEX_HOME") or user_home(env) / ".codex")
+
+    def edit(doc):
+        doc.update({(): {"model": binding.model, "model_provider": "freeride",
+                         "model_context_window": smallest_context(binding.model)},
+                    ("model_providers", "freeride"): {
+                        "name": "FreeRide", "base_url": binding.gateway_url,
+                        "wire_api": "responses", "experimental_bearer_token": binding.api_key}})
+    return [Target(folder / "config.toml", "toml", edit)]
+
+
 def bind_openclaw_models(doc, binding, model_ids):
     """OpenClaw's `freeride` provider: the gateway, and an entry for each of model_ids."""
     models = _json_object(doc, "models", "openclaw.json")
@@ -3899,6 +4374,10 @@ AGENTS = {
     "llm": Agent("llm", llm_targets, "llm reads its config on every run.",
                  "Use it with `llm -m freeride`, or make it the default with "
                  "`llm models default freeride`.", hot_reload=True),
+    "claude": Agent("Claude Code", claude_targets, "Claude Code reads its settings at start: "
+                    "quit it and run `claude` again."),
+    "codex": Agent("Codex", codex_targets, "Codex reads its config at start: quit it and run "
+                   "`codex` again."),
 }
 
 
@@ -3938,8 +4417,8 @@ def plan(targets):
             text = before.decode("utf-8") if before is not None else ""
         except UnicodeDecodeError:
             raise CannotEdit(f"{path} is not UTF-8 text") from None
-        if target.kind == "yaml":
-            doc = YamlDocument(text, str(path))
+        if target.kind in LINE_EDITORS:
+            doc = LINE_EDITORS[target.kind](text, str(path))
             target.edit(doc)
             after = doc.text()
         else:
@@ -3965,7 +4444,8 @@ def secrets_in(path, data):
                 found |= {v for k, v in doc.items()
                           if isinstance(v, str) and not k.startswith("//")}
         else:
-            found = YamlDocument(text, str(path)).secrets(SECRET_KEYS)
+            editor = TomlDocument if path.suffix == ".toml" else YamlDocument
+            found = editor(text, str(path)).secrets(SECRET_KEYS)
     except (CannotEdit, UnicodeDecodeError):
         return frozenset()
     return frozenset(s for s in found if len(s) >= 8 and s != DEFAULT_AGENT_KEY
@@ -4168,8 +4648,8 @@ def _print_by_hand(agent, binding):
     try:
         for target in AGENTS[agent].targets({"HOME": "/nonexistent"}, Path("/nonexistent"),
                                             "home", binding):
-            if target.kind == "yaml":
-                doc = YamlDocument("")
+            if target.kind in LINE_EDITORS:
+                doc = LINE_EDITORS[target.kind]("")
                 target.edit(doc)
                 text = doc.text()
             else:
