@@ -185,6 +185,11 @@ class Config:
                 if cls.models_override_var else []
             provider = cls(base_url or None, extra)
             secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))]
+            for var in cls.key_vars:
+                for secret in parse_list(var, env.get(var)):
+                    if not all(33 <= ord(c) < 127 for c in secret):
+                        raise ConfigError(f"{var} holds a key with a space, line break or "
+                                          "non-ASCII character; paste the key again")
             accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
             if not secrets_:
                 if accounts:
@@ -288,6 +293,13 @@ class Cooldowns:
         self.lock = threading.Lock()
         self.table = {}
         self.table.update(self._read())
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
+            try:
+                os.kill(int(tmp.name.split(".")[-3]), 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+            except (ValueError, IndexError, OSError):
+                pass
 
     def _read(self):
         try:
@@ -300,9 +312,12 @@ class Cooldowns:
         try:
             doc = json.loads(raw)
             now = time.time()
-            return {(e["provider"], e["key"], e["model"]): Cooling(float(e["until"]), e["class"],
-                                                                   e.get("reason", ""))
-                    for e in doc["cooldowns"] if float(e["until"]) > now}
+            table = {(e["provider"], e["key"], e["model"]): Cooling(float(e["until"]), e["class"],
+                                                                    e.get("reason", ""))
+                     for e in doc["cooldowns"] if float(e["until"]) > now}
+            if any(not c.until < now + 33 * 86400 for c in table.values()):
+                raise ValueError("a cooldown ends in the far future")
+            return table
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             set_aside(self.path, f"not valid cooldown JSON: {e}")
             return {}
@@ -332,6 +347,14 @@ class Cooldowns:
 
     def flush(self):
         """Write the table, merged with the file (another gateway may share FREERIDE_HOME)."""
+        import fcntl
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with os.fdopen(os.open(self.path.with_name(self.path.name + ".lock"),
+                               os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._flush()
+
+    def _flush(self):
         merged = self._read()
         now = time.time()
         with self.lock:
@@ -498,6 +521,11 @@ class Stats:
             days = doc["days"]
             if not isinstance(days, dict):
                 raise TypeError("days is not an object")
+            for rows in days.values():
+                if not isinstance(rows, dict) or not all(
+                        isinstance(r, dict) and isinstance(r.get("requests", 0), int)
+                        and isinstance(r.get("tokens", 0), int) for r in rows.values()):
+                    raise TypeError("a day is not an object of provider counts")
             return days
         except FileNotFoundError:
             return {}
@@ -598,7 +626,7 @@ class Pool:
     Proxies follow urllib's environment rules (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). One TLS
     context serves every HTTPS connection, so a pooled connection never handshakes twice.
     """
-    MAX_IDLE = 16
+    MAX_IDLE = 64
 
     def __init__(self, connect_timeout, ca_bundle=""):
         self.connect_timeout = connect_timeout
@@ -610,8 +638,9 @@ class Pool:
 
     @property
     def tls(self):
-        if self._tls is None:
-            self._tls = ssl.create_default_context(cafile=self.ca_bundle or None)
+        with self.lock:  # connections opened at once must share one context
+            if self._tls is None:
+                self._tls = ssl.create_default_context(cafile=self.ca_bundle or None)
         return self._tls
 
     def _target(self, url):
@@ -669,10 +698,15 @@ class Pool:
                     conn.connect()
                 conn.sock.settimeout(timeout)
                 conn.request(method, path, body, headers)
+                sock = conn.sock
                 response = conn.getresponse()
+                response.freeride_sock = sock
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
                 conn.close()
-                if reused:  # the server closed a pooled connection: once more on a fresh one
+                # A reset (not a clean end) means the server's socket was already closed when
+                # the request came: no one read it, so it may go once more on a fresh one.
+                # After a clean end the server may have read it: never send it twice.
+                if reused and not isinstance(e, http.client.RemoteDisconnected):
                     conn, reused = None, False
                     continue
                 raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
@@ -682,6 +716,9 @@ class Pool:
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
                 raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
+            except ValueError as e:  # a host name IDNA refuses, a header value http.client refuses
+                conn.close()
+                raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") from None
             response.freeride_conn = conn
             return response
 
@@ -978,7 +1015,8 @@ def parse_duration(text):
     """Seconds from '17', '26.28', '2m59.56s', '825ms', '1h2m3s'; None if it is none of them."""
     text = (text or "").strip()
     try:
-        return float(text)
+        value = float(text)
+        return None if value != value else value
     except ValueError:
         pass
     m = DURATION.match(text)
@@ -1309,6 +1347,22 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self):
+        self._head_timer = threading.Timer(self.server.gateway.config.client_timeout * 2,
+                                           self._drop)
+        self._head_timer.daemon = True
+        self._head_timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._head_timer.cancel()
+
+    def _drop(self):
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def log_message(self, fmt, *args):
         if self.server.gateway.debug:
             sys.stderr.write("freeride: %s - %s\n" % (self.address_string(), fmt % args))
@@ -1316,11 +1370,13 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, huge headers) as OpenAI-shaped JSON."""
         self.close_connection = True
+        code = {501: 405, 505: 400}.get(code, code)
         self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
 
     def do_request(self):
         gateway = self.server.gateway
         self.extra_headers = {}
+        self._head_timer.cancel()
         with gateway.active_lock:
             gateway.active += 1
         try:
@@ -1334,7 +1390,7 @@ class Handler(BaseHTTPRequestHandler):
             if gateway.debug:
                 traceback.print_exc()
             else:
-                print(f"freeride: internal error: {sys.exc_info()[1]!r}", file=sys.stderr)
+                print(gateway.config.redact(f"freeride: internal error: {sys.exc_info()[1]!r}"), file=sys.stderr)
             try:
                 self.reply_error(HTTPError(500, "internal error in the FreeRide gateway",
                                            kind="server_error", code="internal_error"))
@@ -1423,6 +1479,8 @@ class Handler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1024)
             try:
                 n = int(line.split(b";")[0].strip(), 16)
+                if n < 0:
+                    raise ValueError
             except ValueError:
                 self.close_connection = True
                 raise HTTPError(400, "malformed chunked request body") from None
@@ -1451,6 +1509,8 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(400, "request body is not valid UTF-8") from None
         except ValueError as e:
             raise HTTPError(400, f"request body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise HTTPError(400, "request body is nested too deeply") from None
         if not isinstance(doc, dict):
             raise HTTPError(400, "request body must be a JSON object")
         return doc
@@ -1795,14 +1855,20 @@ class Gateway:
         self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
-    def read_answer(self, response):
+    def read_answer(self, response, timeout=None):
         """The JSON body of a successful plain answer; a broken one is an UpstreamFailure."""
+        guard = _guard(response, timeout)
         try:
             _set_timeout(response, self.config.idle_timeout)
             body = response.read(64 * MiB)
+            if guard is not None and guard.fired:
+                raise OSError("the request deadline passed while the answer came in")
         except (OSError, http.client.HTTPException) as e:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"answer cut off: {_short(e)}") from None
+        finally:
+            if guard is not None:
+                guard.cancel()
         self.pool.release(response)
         try:
             doc = json.loads(body)
@@ -1925,7 +1991,7 @@ class Gateway:
                 return None
             route, key, used, (body, doc) = self.router.walk(
                 rid, candidates, lambda r, k, m, t: self.read_answer(
-                    self.open(r, k, "/chat/completions", dict(payload, model=m), t)),
+                    self.open(r, k, "/chat/completions", dict(payload, model=m), t), t),
                 deadline)
         except Exhausted as e:
             raise self.exhausted(rid, e) from None
@@ -2010,6 +2076,7 @@ class Gateway:
         events = sse_events(response)
         held = []
         limit = time.monotonic() + min(self.config.first_byte_timeout, timeout)
+        guard = _guard(response, min(self.config.first_byte_timeout, timeout))
         try:
             for raw in events:
                 event = read_event(raw)
@@ -2031,6 +2098,9 @@ class Gateway:
         except (OSError, http.client.HTTPException) as e:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
+        finally:
+            if guard is not None:
+                guard.cancel()
 
     def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
         """Stream the first candidate that produces content; relay each event as it comes.
@@ -2091,9 +2161,10 @@ class Gateway:
         finally:
             self.hangups.forget(handler.connection)
             if hung_up.is_set():
-                outcome = "client closed"
                 handler.close_connection = True
-            if outcome == "complete":
+                if outcome != "complete":
+                    outcome = "client closed"
+            if outcome == "complete" and not hung_up.is_set():
                 self._finish(response)
             else:
                 self.pool.discard(response)
@@ -2110,6 +2181,8 @@ class Gateway:
                 elif b'"error"' in raw or b'"usage"' in raw or raw.startswith(b"event:") \
                         or raw.endswith(b"[DONE]"):
                     yield read_event(raw)
+                elif raw.startswith(b"data:") and not _json_ok(raw[5:]):
+                    continue  # garbage from the upstream is not the client's to parse
                 else:
                     yield Event("content", raw, None)
         except socket.timeout:
@@ -2137,8 +2210,35 @@ class Gateway:
         self.pool.release(response) if response.isclosed() else self.pool.discard(response)
 
 
+def _json_ok(data):
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        return False
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _guard(response, seconds):
+    """Shut the upstream socket down when seconds pass (a trickle never trips a timeout)."""
+    sock = getattr(response, "freeride_sock", None)
+    if seconds is None or sock is None:
+        return None
+
+    def fire():
+        timer.fired = True
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    timer = threading.Timer(seconds, fire)
+    timer.fired = False
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _set_timeout(response, seconds):
