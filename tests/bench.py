@@ -1,0 +1,1112 @@
+#!/usr/bin/env python3
+"""FreeRide benchmark: what the gateway costs an agent, measured against going direct.
+
+    python3 tests/bench.py            # the full run (about 60 s), prints the issue's table
+    python3 tests/bench.py --quick    # a smoke run (about 15 s); numbers are rougher
+    python3 tests/bench.py --json out.json   # also write every raw number
+
+Three processes on loopback, so that each one's CPU time and memory can be read from /proc:
+
+  upstream  a fast fake provider (`bench.py --upstream`, started by the benchmark): one thread,
+            one epoll loop, HTTP/1.1 keep-alive, canned chat / embeddings / 429 answers with
+            Content-Length, and SSE streams whose content events carry the monotonic time at
+            which they were written ("x_sent"). It serves plain HTTP and HTTPS (the test
+            certificate in tests/data) on two ports. It must not be the bottleneck: the
+            direct runs show how fast it is, and a warning is printed if direct is not far
+            faster than through the gateway.
+  gateway   `python3 -m freeride serve --port 0`, FREERIDE_HOME in a temp dir, providers
+            groq (chat) and nvidia (embeddings) pointed at the fake; a second one points at
+            the fake's HTTPS port and trusts its certificate through FREERIDE_CA_BUNDLE.
+  client    this process: a closed-loop load generator on one epoll loop (N keep-alive
+            connections, each sending its next request as soon as its answer is complete),
+            with a minimal HTTP/1.1 reader. The same client code measures direct and gateway
+            runs, which are interleaved (direct, gateway, gateway, direct, ...) so that drift
+            on a shared 2-core machine hits both alike. One epoll loop rather than a thread
+            per connection, and raw sockets rather than http.client: on 2 cores the client
+            competes with the gateway for CPU, and the cheaper it is the more the numbers
+            say about the gateway.
+
+How each figure is taken:
+
+  added latency      gateway p50 - direct p50 at concurrency 1 (and p90/p99 shown)
+  throughput         requests/s of the closed loop at concurrency 8 and 64
+  gateway CPU        utime+stime of the gateway process (/proc/PID/stat, every thread,
+                     the events writer included) over a run, divided by its requests
+  HTTPS upstream     the same chat runs through the HTTPS gateway, interleaved with the plain
+                     one; CPU per request compared, and upstream TLS handshakes counted
+  time to first byte a stream whose first content event is written at once: arrival of that
+                     event, gateway p50 - direct p50
+  relay delay        for every content event, arrival time - x_sent (one clock, CLOCK_MONOTONIC,
+                     for both processes); the figure is gateway pX - direct p50, i.e. what the
+                     gateway adds on top of the usual cost of the fake and the client
+  100 streams        100 streams open at once, each 60 events 50 ms apart, their starts spread
+                     over one gap (independent streams, not one burst of 100 events every 50
+                     ms); all must end with [DONE]; relay delay as above; the gateway's RSS
+                     while they are open, minus its RSS before, divided by 100, is the memory
+                     per open stream
+  failover           the fake answers 429 (retry-after 1 s) to the first request for each model
+                     named fail-N and 200 afterwards; so a request for a never-seen fail-N model
+                     costs exactly one failed attempt and one failover to the next key (Groq's
+                     429 cools only that model on that key, so the next fail-N starts afresh).
+                     Interleaved with requests for never-seen ok-N models (same route, same
+                     resolution cost, no 429). Added = p50(fail) - p50(ok). The intrinsic part,
+                     one more round trip to the upstream, is shown beside it.
+  start              from spawning `python3 -m freeride serve` to the first 200 answer of a
+                     chat request: the median of three gateways whose bytecode was cached (in a
+                     temp dir, PYTHONPYCACHEPREFIX, as an installed FreeRide's is); the first
+                     start, which compiles freeride.py, and a bare `python3 -c pass` are shown
+                     beside it
+  RSS                VmRSS after start (idle), VmHWM at the end (peak)
+
+The end of the output says how much CPU other processes took meanwhile: on a shared machine
+the numbers are noisier. Standard library only. Everything binds 127.0.0.1; every loop is
+bounded; every process and socket is closed at the end.
+"""
+
+import argparse
+import heapq
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+CERT = ROOT / "tests" / "data" / "localhost-cert.pem"
+KEY = ROOT / "tests" / "data" / "localhost-key.pem"
+
+CHAT_MODEL = "llama-3.3-70b-versatile"   # Groq's, served by the groq route
+EMBED_MODEL = "baai/bge-m3"              # NVIDIA's, 1024 dimensions
+EMBED_DIM = 1024
+HOST = "127.0.0.1"
+
+
+# =============================================================================================
+# the fake upstream (its own process: `bench.py --upstream`)
+# =============================================================================================
+
+def _chat_body():
+    return json.dumps({
+        "id": "chatcmpl-bench0123456789abcdef", "object": "chat.completion", "created": 1735689600,
+        "model": CHAT_MODEL, "system_fingerprint": "fp_bench",
+        "choices": [{"index": 0, "message": {"role": "assistant",
+                                             "content": "Hello! How can I help you today?"},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"queue_time": 0.01, "prompt_tokens": 42, "prompt_time": 0.002,
+                  "completion_tokens": 9, "completion_time": 0.004, "total_tokens": 51,
+                  "total_time": 0.006},
+        "x_groq": {"id": "req_bench"}}).encode()
+
+
+def _embed_body():
+    seed, vector = 12345, []
+    for _ in range(EMBED_DIM):  # deterministic values with real embeddings' precision
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        vector.append(round(seed / 2 ** 31 - 0.5, 9) / 8)
+    return json.dumps({"object": "list", "model": EMBED_MODEL,
+                       "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+                       "usage": {"prompt_tokens": 11, "total_tokens": 11}}).encode()
+
+
+RATE_LIMIT_BODY = json.dumps({"error": {
+    "message": "Rate limit reached for model in organization `org_bench` service tier "
+               "`on_demand` on requests per minute (RPM): Limit 30, Used 30, Requested 1. "
+               "Please try again in 1s.",
+    "type": "requests", "code": "rate_limit_exceeded"}}).encode()
+
+GROQ_HEADERS = ("x-ratelimit-limit-requests: 1000\r\nx-ratelimit-limit-tokens: 12000\r\n"
+                "x-ratelimit-remaining-requests: 987\r\nx-ratelimit-remaining-tokens: 11800\r\n"
+                "x-ratelimit-reset-requests: 1m26.4s\r\nx-ratelimit-reset-tokens: 825ms\r\n")
+
+
+def _answer(status, body, extra=""):
+    reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}[status]
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def _chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               b"Transfer-Encoding: chunked\r\n" + GROQ_HEADERS.encode() + b"\r\n")
+STREAM_PREFIX = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":'
+                 b'1735689600,"model":"' + CHAT_MODEL.encode() + b'","choices":[{"index":0,')
+ROLE_EVENT = STREAM_PREFIX + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+FINISH_EVENTS = (STREAM_PREFIX + b'"delta":{},"finish_reason":"stop"}]}\n\n'
+                 + b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":'
+                 b'1735689600,"model":"m","choices":[],"usage":{"prompt_tokens":42,'
+                 b'"completion_tokens":9,"total_tokens":51}}\n\n')
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def content_event(n):
+    return (STREAM_PREFIX + b'"delta":{"content":"tok%d "},"finish_reason":null}],"x_sent":%.7f}\n\n'
+            % (n, time.monotonic()))
+
+
+HEAD_END = re.compile(rb"\r\n\r\n")
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+MODEL = re.compile(rb'"model"\s*:\s*"([^"]*)"')
+STREAMED = re.compile(rb'"stream"\s*:\s*true')
+
+
+class UpstreamConn:
+    __slots__ = ("sock", "kind", "inbuf", "out", "handshaking", "streaming", "writing", "closed")
+
+    def __init__(self, sock, kind):
+        self.sock, self.kind = sock, kind
+        self.inbuf, self.out = bytearray(), bytearray()
+        self.handshaking = kind == "https"
+        self.streaming = self.writing = self.closed = False
+
+
+class Upstream:
+    """One thread, one epoll loop: answers every request from canned bytes."""
+
+    def __init__(self, tls_context):
+        self.tls = tls_context
+        self.selector = selectors.DefaultSelector()
+        self.timers, self.seq = [], 0
+        self.stats = {"connections": {"http": 0, "https": 0}, "requests": 0, "rate_limited": 0,
+                      "streams": 0}
+        self.seen_fail = set()
+        self.chat = _answer(200, _chat_body(), GROQ_HEADERS)
+        self.embed = _answer(200, _embed_body())
+        self.limited = _answer(429, RATE_LIMIT_BODY, "retry-after: 1\r\n")
+        self.models = _answer(200, json.dumps({"object": "list", "data": [
+            {"id": CHAT_MODEL, "object": "model", "owned_by": "bench", "context_window": 131072}
+        ]}).encode())
+        self.ports = {}
+        for kind in ("http", "https"):
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((HOST, 0))
+            listener.listen(4096)
+            listener.setblocking(False)
+            self.ports[kind] = listener.getsockname()[1]
+            self.selector.register(listener, selectors.EVENT_READ, ("listen", kind))
+
+    def run(self):
+        self.selector.register(sys.stdin, selectors.EVENT_READ, ("stdin", None))
+        while True:
+            timeout = None
+            if self.timers:
+                timeout = max(0.0, self.timers[0][0] - time.monotonic())
+            for key, mask in self.selector.select(timeout):
+                what, item = key.data
+                if what == "listen":
+                    self.accept(key.fileobj, item)
+                elif what == "stdin":
+                    if not os.read(sys.stdin.fileno(), 4096):
+                        return  # the benchmark is gone (or done): so are we
+                else:
+                    if mask & selectors.EVENT_WRITE:
+                        self.flush(item)
+                    if mask & selectors.EVENT_READ and not item.closed:
+                        self.read(item)
+            now = time.monotonic()
+            while self.timers and self.timers[0][0] <= now:
+                _, _, conn, state = heapq.heappop(self.timers)
+                self.stream_step(conn, state)
+
+    def accept(self, listener, kind):
+        for _ in range(64):
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if kind == "https":
+                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            self.stats["connections"][kind] += 1
+            conn = UpstreamConn(sock, kind)
+            self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
+            if kind == "https":
+                self.read(conn)
+
+    def close(self, conn):
+        if not conn.closed:
+            conn.closed = True
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+            conn.sock.close()
+
+    def read(self, conn):
+        if conn.handshaking:
+            try:
+                conn.sock.do_handshake()
+                conn.handshaking = False
+            except ssl.SSLWantReadError:
+                return
+            except ssl.SSLWantWriteError:
+                self.want_write(conn, True)
+                return
+            except OSError:
+                self.close(conn)
+                return
+        while True:
+            try:
+                data = conn.sock.recv(262144)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError:
+                self.close(conn)
+                return
+            if not data:
+                self.close(conn)
+                return
+            conn.inbuf += data
+            if conn.kind == "http" and len(data) < 262144:
+                break
+        self.serve(conn)
+
+    def serve(self, conn):
+        buf = conn.inbuf
+        while not conn.streaming:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = bytes(buf[:end])
+            m = CONTENT_LENGTH.search(head)
+            total = end + 4 + (int(m.group(1)) if m else 0)
+            if len(buf) < total:
+                break
+            body = bytes(buf[end + 4:total])
+            del buf[:total]
+            self.stats["requests"] += 1
+            line = head[:head.find(b"\r\n")].split(b" ")
+            path = line[1].split(b"?")[0] if len(line) > 1 else b"/"
+            self.answer(conn, path, body)
+        self.flush(conn)
+
+    def answer(self, conn, path, body):
+        if path.endswith(b"/chat/completions"):
+            m = MODEL.search(body)
+            model = m.group(1) if m else b""
+            if model.startswith(b"fail-") and model not in self.seen_fail or model == b"always-429":
+                self.seen_fail.add(model)
+                self.stats["rate_limited"] += 1
+                conn.out += self.limited
+            elif STREAMED.search(body):
+                self.start_stream(conn, json.loads(body))
+            else:
+                conn.out += self.chat
+        elif path.endswith(b"/embeddings"):
+            conn.out += self.embed
+        elif path.endswith(b"/models"):
+            conn.out += self.models
+        elif path == b"/__stats":
+            conn.out += _answer(200, json.dumps(self.stats).encode())
+        else:
+            conn.out += _answer(404, b'{"error":{"message":"not found","code":404}}')
+
+    def start_stream(self, conn, doc):
+        """Role chunk and first content at once, then one content event every gap."""
+        events = max(1, int(doc.get("bench_events", 5)))
+        gap = max(0.0, float(doc.get("bench_gap_ms", 0))) / 1000
+        self.stats["streams"] += 1
+        conn.streaming = True
+        conn.out += STREAM_HEAD + _chunk(ROLE_EVENT) + _chunk(content_event(0))
+        self.stream_step(conn, [1, events, gap], first=True)
+
+    def stream_step(self, conn, state, first=False):
+        if conn.closed:
+            return
+        sent, events, gap = state
+        if not first:
+            conn.out += _chunk(content_event(sent))
+            sent += 1
+        if sent >= events:
+            conn.out += _chunk(FINISH_EVENTS) + _chunk(DONE_EVENT) + b"0\r\n\r\n"
+            conn.streaming = False
+            self.flush(conn)
+            if conn.inbuf:
+                self.serve(conn)
+            return
+        self.flush(conn)
+        self.seq += 1
+        heapq.heappush(self.timers, (time.monotonic() + gap, self.seq, conn, [sent, events, gap]))
+
+    def flush(self, conn):
+        while conn.out and not conn.closed:
+            try:
+                n = conn.sock.send(conn.out)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                self.want_write(conn, True)
+                return
+            except ssl.SSLWantReadError:
+                return
+            except OSError:
+                self.close(conn)
+                return
+            del conn.out[:n]
+        if conn.writing and not conn.closed:
+            self.want_write(conn, False)
+
+    def want_write(self, conn, on):
+        conn.writing = on
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+        self.selector.modify(conn.sock, events, ("conn", conn))
+
+
+def upstream_main():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, KEY)
+    upstream = Upstream(context)
+    print(json.dumps(upstream.ports), flush=True)
+    upstream.run()
+    return 0
+
+
+# =============================================================================================
+# the client: a closed-loop load generator and a stream reader, on one epoll loop
+# =============================================================================================
+
+def post(path, doc):
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: freeride-bench\r\n"
+            f"Authorization: Bearer any\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def chat_request(model=CHAT_MODEL, **extra):
+    return post("/v1/chat/completions", {
+        "model": model, "max_tokens": 64, "temperature": 0.2,
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Say hello in one short sentence."}],
+        **extra})
+
+
+def embed_request():
+    return post("/v1/embeddings", {"model": EMBED_MODEL,
+                                   "input": "The quick brown fox jumps over the lazy dog."})
+
+
+def stream_request(events, gap_ms):
+    return chat_request(stream=True, bench_events=events, bench_gap_ms=gap_ms)
+
+
+def connect(port):
+    sock = socket.create_connection((HOST, port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def complete_response(buf):
+    """(status, bytes used) of the first whole Content-Length answer in buf, or None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    m = CONTENT_LENGTH.search(buf, 0, end + 2)
+    total = end + 4 + (int(m.group(1)) if m else 0)
+    if len(buf) < total:
+        return None
+    return int(buf[9:12]), total
+
+
+class Run:
+    """What one load run measured."""
+
+    def __init__(self, latencies, elapsed, errors, statuses):
+        self.latencies = sorted(latencies)
+        self.n = len(latencies)
+        self.elapsed = elapsed
+        self.errors = errors
+        self.statuses = statuses
+
+    @staticmethod
+    def merge(runs):
+        merged = Run([x for r in runs for x in r.latencies], sum(r.elapsed for r in runs),
+                     sum(r.errors for r in runs), {})
+        for r in runs:
+            for k, v in r.statuses.items():
+                merged.statuses[k] = merged.statuses.get(k, 0) + v
+        return merged
+
+    @property
+    def rps(self):
+        return self.n / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, p):
+        return percentile(self.latencies, p)
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[i]
+
+
+def load(port, request, concurrency, duration, socks=None):
+    """Closed loop: `concurrency` keep-alive connections, each sending its next request as
+    soon as the answer to the last one is complete, for `duration` seconds."""
+    selector = selectors.DefaultSelector()
+    owned = socks is None
+    socks = socks or [connect(port) for _ in range(concurrency)]
+    state = {}
+    latencies, statuses, errors = [], {}, 0
+    clock = time.perf_counter
+    start = clock()
+    end = start + duration
+    last = start
+    for sock in socks:
+        state[sock] = [bytearray(), clock()]
+        sock.sendall(request)
+        selector.register(sock, selectors.EVENT_READ)
+    inflight = len(socks)
+    give_up = end + 30
+    while inflight:
+        ready = selector.select(timeout=1.0)
+        if not ready and clock() > give_up:
+            errors += inflight
+            break
+        for key, _ in ready:
+            sock = key.fileobj
+            st = state[sock]
+            try:
+                data = sock.recv(262144)
+            except OSError:
+                data = b""
+            if not data:
+                errors += 1
+                inflight -= 1
+                selector.unregister(sock)
+                continue
+            buf = st[0]
+            buf += data
+            while True:
+                done = complete_response(buf)
+                if done is None:
+                    break
+                now = clock()
+                status, used = done
+                del buf[:used]
+                latencies.append(now - st[1])
+                statuses[status] = statuses.get(status, 0) + 1
+                last = now
+                if now < end:
+                    st[1] = now
+                    sock.sendall(request)
+                else:
+                    inflight -= 1
+                    selector.unregister(sock)
+    selector.close()
+    if owned:
+        for sock in socks:
+            sock.close()
+    errors += sum(n for s, n in statuses.items() if s != 200)
+    return Run(latencies, last - start, errors, statuses)
+
+
+X_SENT = re.compile(rb'"x_sent":([0-9.]+)')
+
+
+class Stream:
+    """One streamed request being read: arrival of each content event against its x_sent."""
+
+    def __init__(self, sock, request):
+        self.sock, self.request = sock, request
+        self.buf = b""
+        self.sent = self.first = None
+        self.delays = []
+        self.done = self.complete = False
+        self.status = None
+
+    def feed(self, data, now):
+        self.buf += data
+        if self.status is None and b"\r\n\r\n" in self.buf:
+            self.status = int(self.buf[9:12])
+        *events, self.buf = self.buf.split(b"\n\n")
+        for event in events:
+            m = X_SENT.search(event)
+            if m:
+                self.delays.append(now - float(m.group(1)))
+                if self.first is None:
+                    self.first = now
+            elif b"[DONE]" in event:
+                self.done = True
+        if self.done and self.buf.endswith(b"0\r\n\r\n"):
+            self.complete = True
+        elif self.status is not None and self.status != 200 and complete_response(self.buf):
+            self.complete = True
+        return self.complete
+
+
+def run_streams(streams, timeout, stagger=0.0):
+    """Send every stream's request (the i-th `stagger` * i seconds after the first) and read
+    them all to their end (or timeout)."""
+    selector = selectors.DefaultSelector()
+    start = time.monotonic()
+    waiting = list(streams)
+    for s in streams:
+        s.sock.setblocking(True)
+    open_ = len(streams)
+    give_up = start + timeout + stagger * len(streams)
+    while open_ and time.monotonic() < give_up:
+        while waiting and start + stagger * (len(streams) - len(waiting)) <= time.monotonic():
+            s = waiting.pop(0)
+            s.sent = time.monotonic()
+            s.sock.sendall(s.request)
+            selector.register(s.sock, selectors.EVENT_READ, s)
+        wait = 0.5
+        if waiting:
+            wait = max(0.0, start + stagger * (len(streams) - len(waiting)) - time.monotonic())
+        for key, _ in selector.select(timeout=wait):
+            s = key.data
+            try:
+                data = s.sock.recv(262144)
+            except OSError:
+                data = b""
+            now = time.monotonic()
+            if not data or s.feed(data, now):
+                open_ -= 1
+                selector.unregister(s.sock)
+    selector.close()
+    return streams
+
+
+# =============================================================================================
+# processes: the fake, the gateways, and what /proc says about them
+# =============================================================================================
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def memory_kb(pid):
+    """(VmRSS, VmHWM) in kB."""
+    found = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                found[line.split(":")[0]] = int(line.split()[1])
+    return found.get("VmRSS", 0), found.get("VmHWM", 0)
+
+
+def child_env(extra):
+    """This environment minus every proxy, FreeRide and provider variable, plus extra."""
+    drop = ("FREERIDE_", "GROQ_", "NVIDIA_", "OPENROUTER_", "CLOUDFLARE_", "HF_")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(drop) and k.lower() not in
+           ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "pythondontwritebytecode")}
+    env.update(extra)
+    return env
+
+
+class FakeProcess:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--upstream"], cwd=ROOT,
+                                     env=child_env({}), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        self.ports = json.loads(self.proc.stdout.readline())
+        self.pid = self.proc.pid
+        self._stats_sock = connect(self.ports["http"])
+
+    def stats(self):
+        self._stats_sock.sendall(f"GET /__stats HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        buf = bytearray()
+        while not complete_response(buf):
+            buf += self._stats_sock.recv(65536)
+        return json.loads(bytes(buf[buf.find(b"\r\n\r\n") + 4:]))
+
+    def close(self):
+        self._stats_sock.close()
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+class GatewayProcess:
+    """`python3 -m freeride serve --port 0` in its own FREERIDE_HOME; start time measured
+    from the spawn to the first 200 answer."""
+
+    def __init__(self, upstream_url, pycache, extra=None):
+        self.home = tempfile.mkdtemp(prefix="freeride-bench-")
+        self.stderr = open(Path(self.home) / "stderr.log", "w+")
+        env = child_env({"FREERIDE_HOME": self.home, "FREERIDE_PROVIDERS": "groq,nvidia",
+                         "GROQ_API_KEY": '["bench-a","bench-b"]', "GROQ_BASE_URL": upstream_url,
+                         "NVIDIA_API_KEY": "bench", "NVIDIA_BASE_URL": upstream_url,
+                         "PYTHONPYCACHEPREFIX": pycache, **(extra or {})})
+        started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "freeride", "serve", "--port", "0"],
+                                     cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.pid = self.proc.pid
+        self.port = None
+        for _ in range(100):
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"OPENAI_API_BASE=http://[^:]+:(\d+)/v1", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.close()
+            raise RuntimeError("the gateway did not start: " + self.errors())
+        self.drain = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self.drain.start()
+        sock = connect(self.port)
+        run = load(self.port, chat_request(), 1, 0, socks=[sock])
+        self.start_seconds = time.perf_counter() - started
+        sock.close()
+        if run.statuses != {200: 1}:
+            self.close()
+            raise RuntimeError(f"the gateway's first answer was {run.statuses}: " + self.errors())
+
+    def errors(self):
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()[-2000:]
+
+    def cpu(self):
+        return cpu_seconds(self.pid)
+
+    def memory(self):
+        return memory_kb(self.pid)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+# =============================================================================================
+# the scenarios
+# =============================================================================================
+
+class Bench:
+    def __init__(self, quick):
+        self.quick = quick
+        self.raw = {}
+        self.fake = self.gw = self.tls_gw = None
+
+    def log(self, text):
+        print(text, flush=True)
+
+    # -- set-up -------------------------------------------------------------------------------
+    def start(self):
+        self.fake = FakeProcess()
+        self.http_url = f"http://{HOST}:{self.fake.ports['http']}/v1"
+        self.https_url = f"https://{HOST}:{self.fake.ports['https']}/v1"
+        # Bytecode is cached outside the checkout, as an installed FreeRide's is; the first
+        # gateway compiles it (a cold start), the next ones load it.
+        self.pycache = tempfile.mkdtemp(prefix="freeride-bench-pyc-")
+        failover_models = ",".join(f"{kind}-{i}" for i in range(self.failover_pairs())
+                                   for kind in ("fail", "ok"))
+        starts = []
+        for _ in range(3):  # throwaway gateways: only their start time counts
+            g = GatewayProcess(self.http_url, self.pycache)
+            starts.append(g.start_seconds)
+            g.close()
+        self.gw = GatewayProcess(self.http_url, self.pycache,
+                                 {"GROQ_FREE_MODELS_OVERRIDE": failover_models})
+        starts.append(self.gw.start_seconds)
+        self.tls_gw = GatewayProcess(self.https_url, self.pycache,
+                                     {"FREERIDE_CA_BUNDLE": str(CERT)})
+        bare = []
+        for _ in range(3):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], env=child_env({}), check=True)
+            bare.append(time.perf_counter() - began)
+        time.sleep(0.3)
+        self.raw["cold_start_s"], warm = starts[0], sorted(starts[1:])
+        self.raw["start_s"] = warm
+        self.raw["bare_python_s"] = sorted(bare)[1]
+        self.raw["idle_rss_kb"] = self.gw.memory()[0]
+        self.raw["tls_start_s"] = self.tls_gw.start_seconds
+        self.log(f"gateway start to first served request: {warm[1] * 1000:.0f} ms (median of "
+                 f"{', '.join(f'{s * 1000:.0f}' for s in warm)}; the first start, compiling "
+                 f"freeride.py, {starts[0] * 1000:.0f} ms; HTTPS upstream "
+                 f"{self.tls_gw.start_seconds * 1000:.0f} ms; `python3 -c pass` alone "
+                 f"{self.raw['bare_python_s'] * 1000:.0f} ms); idle RSS "
+                 f"{self.raw['idle_rss_kb'] / 1024:.1f} MB")
+
+    def close(self):
+        for process in (self.tls_gw, self.gw, self.fake):
+            if process is not None:
+                process.close()
+        if getattr(self, "pycache", None):
+            shutil.rmtree(self.pycache, ignore_errors=True)
+
+    def failover_pairs(self):
+        return 40 if self.quick else 150
+
+    # -- non-streamed load ----------------------------------------------------------------------
+    def measured(self, gateway, request, concurrency, duration):
+        """One gateway run, with its CPU and the upstream connections it opened."""
+        load(gateway.port, request, concurrency, min(0.15, duration))  # warm the pool
+        before_cpu, before = gateway.cpu(), self.fake.stats()
+        run = load(gateway.port, request, concurrency, duration)
+        run.cpu = gateway.cpu() - before_cpu
+        after = self.fake.stats()
+        run.opened = {k: after["connections"][k] - before["connections"][k]
+                      for k in ("http", "https")}
+        return run
+
+    def direct(self, request, concurrency, duration):
+        load(self.fake.ports["http"], request, concurrency, min(0.15, duration))
+        before = cpu_seconds(self.fake.pid)
+        run = load(self.fake.ports["http"], request, concurrency, duration)
+        run.cpu = cpu_seconds(self.fake.pid) - before
+        return run
+
+    def non_streamed(self):
+        rounds, duration = (1, 0.4) if self.quick else (2, 1.25)
+        self.raw["load"] = {}
+        self.log("\nnon-streamed, closed loop, interleaved direct/gateway "
+                 f"({rounds} x {duration} s each):")
+        self.log(f"  {'':18} {'direct req/s':>12} {'gateway req/s':>13} {'ratio':>6}  "
+                 f"{'p50 / p90 / p99 ms: direct':>29} | {'gateway':<22} {'CPU ms/req':>10}  "
+                 f"{'upstream conns':>14}")
+        for kind, request in (("chat", chat_request()), ("embeddings", embed_request())):
+            for c in (1, 8, 64):
+                direct, gateway = [], []
+                for r in range(rounds):
+                    order = (True, False) if r % 2 == 0 else (False, True)
+                    for is_direct in order:
+                        if is_direct:
+                            direct.append(self.direct(request, c, duration))
+                        else:
+                            gateway.append(self.measured(self.gw, request, c, duration))
+                d, g = Run.merge(direct), Run.merge(gateway)
+                g.cpu = sum(x.cpu for x in gateway)
+                d.cpu = sum(x.cpu for x in direct)
+                opened = sum(x.opened["http"] for x in gateway)
+                row = {"direct_rps": d.rps, "gateway_rps": g.rps,
+                       "direct_ms": [d.pct(p) * 1000 for p in (50, 90, 99)],
+                       "gateway_ms": [g.pct(p) * 1000 for p in (50, 90, 99)],
+                       "gateway_cpu_ms_per_req": g.cpu / max(1, g.n) * 1000,
+                       "fake_cpu_ms_per_req": d.cpu / max(1, d.n) * 1000,
+                       "errors": d.errors + g.errors, "gateway_requests": g.n,
+                       "upstream_connections_opened": opened}
+                self.raw["load"][f"{kind} c={c}"] = row
+                self.log(f"  {kind + ' c=' + str(c):18} {d.rps:12.0f} {g.rps:13.0f} "
+                         f"{d.rps / max(g.rps, 1e-9):5.1f}x  "
+                         f"{'/'.join(f'{x:.2f}' for x in row['direct_ms']):>29} | "
+                         f"{'/'.join(f'{x:.2f}' for x in row['gateway_ms']):<22} "
+                         f"{row['gateway_cpu_ms_per_req']:10.3f}  {opened:>14}"
+                         + (f"  ERRORS {row['errors']}" if row["errors"] else ""))
+
+    def https(self):
+        rounds, duration = (1, 0.4) if self.quick else (2, 1.25)
+        self.raw["https"] = {}
+        self.log("\nHTTPS upstream vs plain HTTP upstream, chat, interleaved:")
+        for c in (1, 8):
+            plain, tls = [], []
+            for r in range(rounds):
+                order = (self.gw, self.tls_gw) if r % 2 == 0 else (self.tls_gw, self.gw)
+                for gateway in order:
+                    (plain if gateway is self.gw else tls).append(
+                        self.measured(gateway, chat_request(), c, duration))
+            row = {}
+            for name, runs in (("http", plain), ("https", tls)):
+                merged = Run.merge(runs)
+                row[name] = {"rps": merged.rps, "p50_ms": merged.pct(50) * 1000,
+                             "cpu_ms_per_req": sum(x.cpu for x in runs) / max(1, merged.n) * 1000,
+                             "errors": merged.errors, "requests": merged.n,
+                             "upstream_connections_opened": sum(x.opened["https" if name == "https"
+                                                                         else "http"] for x in runs)}
+            row["cpu_ratio"] = row["https"]["cpu_ms_per_req"] / row["http"]["cpu_ms_per_req"]
+            self.raw["https"][f"c={c}"] = row
+            self.log(f"  c={c:<3} plain {row['http']['rps']:6.0f} req/s "
+                     f"{row['http']['cpu_ms_per_req']:.3f} CPU ms/req | HTTPS "
+                     f"{row['https']['rps']:6.0f} req/s {row['https']['cpu_ms_per_req']:.3f} CPU "
+                     f"ms/req (x{row['cpu_ratio']:.2f}); TLS handshakes during "
+                     f"{row['https']['requests']} requests: "
+                     f"{row['https']['upstream_connections_opened']}"
+                     + (f"  ERRORS {row['https']['errors'] + row['http']['errors']}"
+                        if row['https']['errors'] + row['http']['errors'] else ""))
+
+    # -- streams ----------------------------------------------------------------------------------
+    def ttfb(self):
+        n = 40 if self.quick else 150
+        direct_sock, gw_sock = connect(self.fake.ports["http"]), connect(self.gw.port)
+        request = stream_request(4, 0)
+        ttfb = {"direct": [], "gateway": []}
+        bad = 0
+        for i in range(2 * n):
+            name = ("direct", "gateway")[(i + i // 2) % 2]
+            sock = direct_sock if name == "direct" else gw_sock
+            s = run_streams([Stream(sock, request)], 10)[0]
+            if s.complete and s.first is not None and s.status == 200:
+                ttfb[name].append(s.first - s.sent)
+            else:
+                bad += 1
+        direct_sock.close()
+        gw_sock.close()
+        d, g = sorted(ttfb["direct"]), sorted(ttfb["gateway"])
+        self.raw["ttfb"] = {"direct_ms": [percentile(d, p) * 1000 for p in (50, 90, 99)],
+                            "gateway_ms": [percentile(g, p) * 1000 for p in (50, 90, 99)],
+                            "failed": bad}
+        self.raw["ttfb"]["added_p50_ms"] = (percentile(g, 50) - percentile(d, 50)) * 1000
+        self.log(f"\nstreamed time to first content event, {n} each, interleaved: p50/p90/p99 "
+                 f"direct {'/'.join(f'{x:.2f}' for x in self.raw['ttfb']['direct_ms'])} ms, "
+                 f"gateway {'/'.join(f'{x:.2f}' for x in self.raw['ttfb']['gateway_ms'])} ms"
+                 + (f"  FAILED {bad}" if bad else ""))
+
+    def relay(self):
+        streams, events, gap = (4, 50, 2) if self.quick else (10, 100, 2)
+        direct_sock, gw_sock = connect(self.fake.ports["http"]), connect(self.gw.port)
+        delays = {"direct": [], "gateway": []}
+        bad = 0
+        for i in range(2 * streams):
+            name = ("direct", "gateway")[i % 2]
+            s = run_streams([Stream(direct_sock if name == "direct" else gw_sock,
+                                    stream_request(events, gap))], 30)[0]
+            bad += not s.complete or len(s.delays) != events
+            delays[name] += s.delays
+        direct_sock.close()
+        gw_sock.close()
+        d, g = sorted(delays["direct"]), sorted(delays["gateway"])
+        self.raw["relay"] = {
+            "events": len(g), "failed": bad,
+            "direct_ms": [percentile(d, p) * 1000 for p in (50, 90, 99)],
+            "gateway_ms": [percentile(g, p) * 1000 for p in (50, 90, 99)],
+            "added_ms": [(percentile(g, p) - percentile(d, 50)) * 1000 for p in (50, 90, 99)]}
+        self.log(f"relay delay per event ({streams} streams x {events} events, {gap} ms apart, "
+                 f"each way): arrival - x_sent p50/p90/p99 direct "
+                 f"{'/'.join(f'{x:.3f}' for x in self.raw['relay']['direct_ms'])} ms, gateway "
+                 f"{'/'.join(f'{x:.3f}' for x in self.raw['relay']['gateway_ms'])} ms"
+                 + (f"  FAILED {bad}" if bad else ""))
+
+    def many_streams(self):
+        n, events, gap = 100, (20 if self.quick else 60), 50
+        self.raw["streams100"] = {}
+        before_rss = self.gw.memory()[0]
+        for name in ("direct", "gateway"):
+            port = self.fake.ports["http"] if name == "direct" else self.gw.port
+            socks = [connect(port) for _ in range(n)]
+            streams = [Stream(sock, stream_request(events, gap)) for sock in socks]
+            sampled = []
+            if name == "gateway":  # the gateway's memory while all 100 are open
+                def sample():
+                    time.sleep(events * gap / 1000 / 2)
+                    sampled.append(self.gw.memory()[0])
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+            # Independent streams: starts spread over one gap, so events do not come in bursts.
+            run_streams(streams, events * gap / 1000 + 30, stagger=gap / 1000 / n)
+            if name == "gateway":
+                sampler.join()
+            for sock in socks:
+                sock.close()
+            delays = sorted(x for s in streams for x in s.delays)
+            row = {"complete": sum(s.complete and len(s.delays) == events for s in streams),
+                   "events": len(delays),
+                   "delay_ms": [percentile(delays, p) * 1000 for p in (50, 90, 99)]}
+            if sampled:
+                row["rss_before_kb"], row["rss_open_kb"] = before_rss, sampled[0]
+                row["kb_per_stream"] = (sampled[0] - before_rss) / n
+            self.raw["streams100"][name] = row
+        d, g = self.raw["streams100"]["direct"], self.raw["streams100"]["gateway"]
+        g["added_ms"] = [x - d["delay_ms"][0] for x in g["delay_ms"]]
+        self.log(f"100 concurrent streams ({events} events, {gap} ms apart): complete direct "
+                 f"{d['complete']}/100, gateway {g['complete']}/100; arrival - x_sent p50/p90/p99 "
+                 f"direct {'/'.join(f'{x:.2f}' for x in d['delay_ms'])} ms, gateway "
+                 f"{'/'.join(f'{x:.2f}' for x in g['delay_ms'])} ms; gateway RSS "
+                 f"{g['rss_before_kb'] / 1024:.1f} MB -> {g['rss_open_kb'] / 1024:.1f} MB with "
+                 f"100 open ({g['kb_per_stream']:.1f} KB per stream)")
+
+    # -- failover -----------------------------------------------------------------------------
+    def failover(self):
+        pairs = self.failover_pairs()
+        sock = connect(self.gw.port)
+        direct_sock = connect(self.fake.ports["http"])
+        times = {"ok": [], "fail": [], "direct_ok": [], "direct_429": []}
+        bad = 0
+        load(self.fake.ports["http"], chat_request(), 1, 0, socks=[direct_sock])  # accepted
+        before = self.fake.stats()
+        for i in range(pairs):
+            order = ("ok", "fail") if i % 2 == 0 else ("fail", "ok")
+            for kind in order:
+                run = load(self.gw.port, chat_request(f"{kind}-{i}"), 1, 0, socks=[sock])
+                bad += run.statuses != {200: 1}
+                times[kind] += run.latencies
+            for kind, model in (("direct_ok", CHAT_MODEL), ("direct_429", "always-429")):
+                run = load(self.fake.ports["http"], chat_request(model), 1, 0, socks=[direct_sock])
+                times[kind] += run.latencies
+        after = self.fake.stats()
+        sock.close()
+        direct_sock.close()
+        p50 = {k: percentile(sorted(v), 50) * 1000 for k, v in times.items()}
+        limited = after["rate_limited"] - before["rate_limited"] - pairs  # minus direct_429
+        self.raw["failover"] = {
+            "pairs": pairs, "failed": bad, "upstream_429s": limited, "p50_ms": p50,
+            "added_ms": p50["fail"] - p50["ok"],
+            "extra_round_trip_ms": p50["direct_429"],
+            "upstream_connections_opened": after["connections"]["http"]
+            - before["connections"]["http"]}
+        self.log(f"\nfailover, {pairs} pairs interleaved: p50 healthy {p50['ok']:.3f} ms, "
+                 f"429-then-200 {p50['fail']:.3f} ms (added {p50['fail'] - p50['ok']:.3f} ms; "
+                 f"a direct 429 round trip is {p50['direct_429']:.3f} ms); upstream 429s "
+                 f"{limited} (expected {pairs}); upstream connections opened "
+                 f"{self.raw['failover']['upstream_connections_opened']}"
+                 + (f"  FAILED {bad}" if bad else ""))
+
+    def peak(self):
+        self.raw["peak_rss_kb"] = self.gw.memory()[1]
+        self.raw["tls_peak_rss_kb"] = self.tls_gw.memory()[1]
+        for name, g in (("gateway", self.gw), ("HTTPS gateway", self.tls_gw)):
+            errors = g.errors().strip()
+            if errors:
+                self.log(f"\n{name} stderr:\n{errors}")
+
+    # -- the table ------------------------------------------------------------------------------
+    def table(self):
+        r = self.raw
+        load_ = r["load"]
+        chat1, chat8, chat64 = load_["chat c=1"], load_["chat c=8"], load_["chat c=64"]
+        s100 = r["streams100"]["gateway"]
+        rows = [
+            ("added latency, c=1, p50", "<= 0.25 ms",
+             chat1["gateway_ms"][0] - chat1["direct_ms"][0], "{:.3f} ms", "le", 0.25),
+            ("throughput, c=8, non-streamed", ">= 2,500 req/s", chat8["gateway_rps"],
+             "{:,.0f} req/s", "ge", 2500),
+            ("throughput, c=64, non-streamed", ">= 2,000 req/s", chat64["gateway_rps"],
+             "{:,.0f} req/s", "ge", 2000),
+            ("p99 at c=64", "<= 50 ms", chat64["gateway_ms"][2], "{:.1f} ms", "le", 50),
+            ("gateway CPU per request (chat, c=8)", "<= 0.35 ms",
+             chat8["gateway_cpu_ms_per_req"], "{:.3f} ms", "le", 0.35),
+            ("same, HTTPS upstream (c=8)", "<= 1.2 x plain", r["https"]["c=8"]["cpu_ratio"],
+             "{:.2f} x", "le", 1.2),
+            ("streamed: added time to first byte", "<= 1 ms", r["ttfb"]["added_p50_ms"],
+             "{:.3f} ms", "le", 1),
+            ("streamed: relay delay per event p99", "<= 1 ms", r["relay"]["added_ms"][2],
+             "{:.3f} ms", "le", 1),
+            ("100 concurrent long streams: complete", "100/100", s100["complete"], "{}/100",
+             "ge", 100),
+            ("100 concurrent long streams: relay p99", "<= 5 ms", s100["added_ms"][2],
+             "{:.2f} ms", "le", 5),
+            ("failover (429 then success) added", "<= 1.5 ms", r["failover"]["added_ms"],
+             "{:.3f} ms", "le", 1.5),
+            ("idle RSS", "<= 25 MB", r["idle_rss_kb"] / 1024, "{:.1f} MB", "le", 25),
+            ("RSS per open stream", "<= 16 KB", s100["kb_per_stream"], "{:.1f} KB", "le", 16),
+            ("start to first served request", "<= 0.15 s",
+             r["start_s"][len(r["start_s"]) // 2], "{:.3f} s", "le", 0.15),
+        ]
+        r["table"] = []
+        width = max(len(row[0]) for row in rows)
+        self.log(f"\n{'figure':<{width}}  {'target':<16} {'measured':>14}  result")
+        self.log(f"{'-' * width}  {'-' * 16} {'-' * 14}  ------")
+        for figure, target, value, fmt, way, bound in rows:
+            ok = value <= bound if way == "le" else value >= bound
+            r["table"].append({"figure": figure, "target": target, "value": value, "pass": ok})
+            self.log(f"{figure:<{width}}  {target:<16} {fmt.format(value):>14}  "
+                     f"{'PASS' if ok else 'MISS'}")
+        self.log(f"\npeak RSS (VmHWM): gateway {r['peak_rss_kb'] / 1024:.1f} MB, "
+                 f"HTTPS gateway {r['tls_peak_rss_kb'] / 1024:.1f} MB")
+        for c in (8, 64):
+            row = load_[f"chat c={c}"]
+            if row["direct_rps"] < 2 * row["gateway_rps"]:
+                self.log(f"WARNING: direct is not far faster than the gateway at c={c} "
+                         f"({row['direct_rps']:.0f} vs {row['gateway_rps']:.0f} req/s): the "
+                         "fake upstream or the client may be the bottleneck")
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent in processes since boot (every process, every
+    CPU, and time the hypervisor stole), leaving out interrupts, which no process is billed."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + steal) / TICK
+
+
+def own_seconds():
+    """CPU seconds of this process and of every child it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPUs ({model}), Linux {os.uname().release}, "
+            f"Python {sys.version.split()[0]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark FreeRide against a fake upstream.")
+    parser.add_argument("--quick", action="store_true", help="a ~15 s smoke run")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
+    parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.upstream:
+        return upstream_main()
+    if not sys.platform.startswith("linux"):
+        print("bench: needs Linux (/proc gives the gateway's CPU time and memory)", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    busy, own = machine_busy_seconds(), own_seconds()
+    bench = Bench(args.quick)
+    bench.log(f"FreeRide benchmark{' (quick)' if args.quick else ''} on {machine()}")
+    try:
+        bench.start()
+        bench.ttfb()
+        bench.relay()
+        bench.many_streams()
+        bench.non_streamed()
+        bench.https()
+        bench.failover()
+        bench.peak()
+        bench.table()
+    finally:
+        bench.close()
+    bench.raw["machine"] = machine()
+    bench.raw["seconds"] = time.monotonic() - began
+    others = (machine_busy_seconds() - busy) - (own_seconds() - own)
+    share = max(0.0, others) / (bench.raw["seconds"] * (os.cpu_count() or 1))
+    bench.raw["other_processes_cpu_share"] = share
+    bench.log(f"\n(benchmark took {bench.raw['seconds']:.0f} s; other processes used "
+              f"{share:.0%} of the machine's CPU meanwhile)")
+    if share > 0.05:
+        bench.log("WARNING: the machine was not idle: these numbers are noisier and slower "
+                  "than on a quiet machine")
+    if args.json:
+        Path(args.json).write_text(json.dumps(bench.raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
