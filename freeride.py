@@ -252,6 +252,7 @@ def write_atomic(path, data, mode=0o600):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # exactly this mode, whatever the umask
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -4567,23 +4568,8 @@ def show_diff(change, out):
 
 
 def write_file(path, data, mode):
-    """Replace path with data through a temp file and a rename; the file gets `mode`."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.freeride-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace path with data atomically; the file gets exactly `mode` (whatever the umask)."""
+    write_atomic(path, data, mode)
 
 
 def write_backup(path, data, mode):
