@@ -34,6 +34,7 @@ import calendar
 import difflib
 import email.utils
 import hashlib
+import heapq
 import hmac
 import http.client
 import io
@@ -1339,6 +1340,73 @@ class Hangups:
                         pass
 
 
+class Deadline:
+    """One armed deadline: its socket is shut down at `when` unless cancelled first."""
+    __slots__ = ("when", "sock", "fired", "cancelled")
+
+    def __init__(self, when, sock):
+        self.when, self.sock, self.fired, self.cancelled = when, sock, False, False
+
+    def __lt__(self, other):
+        return self.when < other.when
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class Deadlines:
+    """Shuts sockets down when their deadline passes: a trickle of bytes never trips a
+    per-read timeout, so requests and upstream answers get a whole-exchange bound.
+
+    One thread serves every deadline (a heap), started on first use: arming one costs a
+    heap push, not a thread per request.
+    """
+
+    def __init__(self):
+        self.heap = []
+        self.wake = threading.Condition()
+        self.thread = None
+        self.stopped = False
+
+    def arm(self, sock, seconds):
+        deadline = Deadline(time.monotonic() + seconds, sock)
+        with self.wake:
+            heapq.heappush(self.heap, deadline)
+            if self.thread is None and not self.stopped:
+                self.thread = threading.Thread(target=self._run, name="freeride-deadlines",
+                                               daemon=True)
+                self.thread.start()
+            elif self.heap[0] is deadline:
+                self.wake.notify()
+        return deadline
+
+    def close(self):
+        with self.wake:
+            self.stopped = True
+            self.wake.notify()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
+
+    def _run(self):
+        with self.wake:
+            while not self.stopped:
+                while self.heap and self.heap[0].cancelled:
+                    heapq.heappop(self.heap)
+                if not self.heap:
+                    self.wake.wait()
+                    continue
+                due = self.heap[0].when - time.monotonic()
+                if due > 0:
+                    self.wake.wait(due)
+                    continue
+                deadline = heapq.heappop(self.heap)
+                deadline.fired = True
+                try:
+                    deadline.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
 class Handler(BaseHTTPRequestHandler):
     """One client connection: HTTP/1.1 keep-alive, every answer (even a parse error) as JSON."""
     protocol_version = "HTTP/1.1"
@@ -1349,20 +1417,13 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle_one_request(self):
-        self._head_timer = threading.Timer(self.server.gateway.config.client_timeout * 2,
-                                           self._drop)
-        self._head_timer.daemon = True
-        self._head_timer.start()
+        gateway = self.server.gateway
+        self._head_deadline = gateway.deadlines.arm(self.connection,
+                                                     gateway.config.client_timeout * 2)
         try:
             super().handle_one_request()
         finally:
-            self._head_timer.cancel()
-
-    def _drop(self):
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+            self._head_deadline.cancel()
 
     def log_message(self, fmt, *args):
         if self.server.gateway.debug:
@@ -1377,7 +1438,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_request(self):
         gateway = self.server.gateway
         self.extra_headers = {}
-        self._head_timer.cancel()
+        self._head_deadline.cancel()
         with gateway.active_lock:
             gateway.active += 1
         try:
@@ -1669,6 +1730,7 @@ class Gateway:
         }
         self.catalog = Catalog(config, self.pool, self.cooldowns)
         self.hangups = Hangups()
+        self.deadlines = Deadlines()
         self.active = 0  # requests being answered right now
         self.active_lock = threading.Lock()
         self.server = Server((config.host, config.port), Handler, self)
@@ -1701,6 +1763,7 @@ class Gateway:
             time.sleep(0.05)
         self.server.close_live()
         self.hangups.close()
+        self.deadlines.close()
         self.pool.close()
         self.writer.flush_soon(self.cooldowns.flush)
         self.writer.close()
@@ -1856,9 +1919,16 @@ class Gateway:
         self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
+    def _guard(self, response, seconds):
+        """Bound a whole upstream answer to `seconds` (None: no bound, or no socket to shut)."""
+        sock = getattr(response, "freeride_sock", None)
+        if seconds is None or sock is None:
+            return None
+        return self.deadlines.arm(sock, seconds)
+
     def read_answer(self, response, timeout=None):
         """The JSON body of a successful plain answer; a broken one is an UpstreamFailure."""
-        guard = _guard(response, timeout)
+        guard = self._guard(response, timeout)
         try:
             _set_timeout(response, self.config.idle_timeout)
             body = response.read(64 * MiB)
@@ -1978,6 +2048,16 @@ class Gateway:
                               message="tools only the original service runs were not sent on")
         return rid, candidates
 
+    def walk(self, rid, candidates, send, deadline):
+        """Router.walk for a route: nothing left, or the client's own error, as the HTTPError
+        to answer."""
+        try:
+            return self.router.walk(rid, candidates, send, deadline)
+        except Exhausted as e:
+            raise self.exhausted(rid, e) from None
+        except ClientFault as e:
+            raise self.client_fault(rid, e) from None
+
     def exchange(self, handler, rid, payload, candidates, encoder=None):
         """Walk the candidates with one chat-completions payload, for every dialect.
 
@@ -1986,18 +2066,13 @@ class Gateway:
         left, or the client's own error: raised as the HTTPError to answer.
         """
         deadline = time.monotonic() + self.config.request_deadline
-        try:
-            if payload.get("stream"):
-                self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
-                return None
-            route, key, used, (body, doc) = self.router.walk(
-                rid, candidates, lambda r, k, m, t: self.read_answer(
-                    self.open(r, k, "/chat/completions", dict(payload, model=m), t), t),
-                deadline)
-        except Exhausted as e:
-            raise self.exhausted(rid, e) from None
-        except ClientFault as e:
-            raise self.client_fault(rid, e) from None
+        if payload.get("stream"):
+            self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
+            return None
+        route, key, used, (body, doc) = self.walk(
+            rid, candidates, lambda r, k, m, t: self.read_answer(
+                self.open(r, k, "/chat/completions", dict(payload, model=m), t), t),
+            deadline)
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"))
@@ -2044,14 +2119,8 @@ class Gateway:
                                       f"vectors of dimension {want}")
             return doc
 
-        try:
-            route, key, used, doc = self.router.walk(
-                rid, [(r, m) for r, m, _ in candidates], send,
-                time.monotonic() + self.config.request_deadline)
-        except Exhausted as e:
-            raise self.exhausted(rid, e) from None
-        except ClientFault as e:
-            raise self.client_fault(rid, e) from None
+        route, key, used, doc = self.walk(rid, [(r, m) for r, m, _ in candidates], send,
+                                          time.monotonic() + self.config.request_deadline)
         data = []
         for i, row in enumerate(sorted(doc["data"], key=lambda r: r.get("index", 0))):
             vector = row["embedding"]
@@ -2077,7 +2146,7 @@ class Gateway:
         events = sse_events(response)
         held = []
         limit = time.monotonic() + min(self.config.first_byte_timeout, timeout)
-        guard = _guard(response, min(self.config.first_byte_timeout, timeout))
+        guard = self._guard(response, min(self.config.first_byte_timeout, timeout))
         try:
             for raw in events:
                 event = read_event(raw)
@@ -2121,8 +2190,7 @@ class Gateway:
             return self.first_content(self.open(route, key, "/chat/completions", payload,
                                                 timeout), timeout)
 
-        route, key, used, (response, held, events) = self.router.walk(rid, candidates, send,
-                                                                      deadline)
+        route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline)
         usage, outcome = {}, "complete"
         hung_up = self.hangups.watch(handler.connection, response)
         try:
@@ -2221,25 +2289,6 @@ def _json_ok(data):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _guard(response, seconds):
-    """Shut the upstream socket down when seconds pass (a trickle never trips a timeout)."""
-    sock = getattr(response, "freeride_sock", None)
-    if seconds is None or sock is None:
-        return None
-
-    def fire():
-        timer.fired = True
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    timer = threading.Timer(seconds, fire)
-    timer.fired = False
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _set_timeout(response, seconds):
