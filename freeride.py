@@ -2213,12 +2213,15 @@ class Gateway:
                 if event.kind == "done":
                     break
             else:
-                self._end_with_error(handler, encoder,
-                                     f"{route.name}: the stream ended without [DONE]")
-                outcome = "cut"
+                # An upstream end with no [DONE] is a cut, unless it was the watcher closing
+                # the upstream because the client left (it sets hung_up before closing).
+                outcome = "client closed" if hung_up.is_set() else "cut"
+                if outcome == "cut":
+                    self._end_with_error(handler, encoder,
+                                         f"{route.name}: the stream ended without [DONE]")
             handler.end_stream()
         except UpstreamFailure as e:  # the upstream broke off after content was sent
-            outcome = "cut"
+            outcome = "client closed" if hung_up.is_set() else "cut"
             try:
                 self._end_with_error(handler, encoder, f"{route.name}: {e.reason}")
                 handler.end_stream()
@@ -2228,11 +2231,11 @@ class Gateway:
             outcome = "client closed"
             handler.close_connection = True
         finally:
+            # A hang-up seen after the outcome was settled is the client leaving after the
+            # end of the stream: it changes how the connections are kept, not the outcome.
             self.hangups.forget(handler.connection)
             if hung_up.is_set():
                 handler.close_connection = True
-                if outcome != "complete":
-                    outcome = "client closed"
             if outcome == "complete" and not hung_up.is_set():
                 self._finish(response)
             else:
