@@ -1627,7 +1627,10 @@ class Catalog:
 
     def entries(self):
         with self.lock:
-            start = not self.refreshing and time.monotonic() - self.fetched > self.TTL
+            # cached is None until the first fetch: monotonic time is uptime, which on a
+            # freshly booted machine is itself shorter than the TTL.
+            start = not self.refreshing and (
+                self.cached is None or time.monotonic() - self.fetched > self.TTL)
             if start:
                 self.refreshing = True
         if start and self.cached is None:
