@@ -33,6 +33,7 @@ import base64
 import calendar
 import difflib
 import email.utils
+import errno
 import hashlib
 import heapq
 import hmac
@@ -42,7 +43,6 @@ import ipaddress
 import itertools
 import json
 import os
-import queue
 import re
 import select
 import selectors
@@ -373,19 +373,25 @@ class Cooldowns:
 class Writer:
     """One background thread for every write FreeRide makes: events and state files.
 
-    The request path only puts a line or a flush request on a queue; it never waits on disk.
+    The request path only appends a line or a flush request to a list; it never waits on
+    disk. Events are written in batches: the first event of a batch wakes the thread, which
+    lets the batch gather for BATCH seconds, so a busy gateway pays one wake-up and one
+    write per batch rather than per event. A flush request is run at once, after the events
+    queued before it.
     """
 
-    TICK = 2.0  # seconds between calls of the periodic tasks (usage flushes)
+    TICK = 2.0    # seconds between calls of the periodic tasks (usage flushes)
+    BATCH = 0.05  # seconds an event may wait to be written with the ones after it
 
     def __init__(self, home, events_enabled, observe=None):
         self.home = home
         self.events_path = home / "events.jsonl" if events_enabled else None
         self.observe = observe
         self.ticks = []
-        self.queue = queue.SimpleQueue()
+        self.items = []          # event dicts and flush callables, in order; None: stop
+        self.urgent = False      # a flush request or the stop is among the items
+        self.wake = threading.Condition()
         self.pending = set()
-        self.pending_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="freeride-writer", daemon=True)
         self.thread.start()
 
@@ -394,47 +400,57 @@ class Writer:
         if self.observe is not None:
             self.observe(fields)
         if self.events_path is not None:
-            self.queue.put(fields)
+            with self.wake:
+                self.items.append(fields)
+                if len(self.items) == 1:
+                    self.wake.notify()
 
     def flush_soon(self, fn):
         """Run fn on the writer thread, once however often it is asked before it runs."""
-        with self.pending_lock:
+        with self.wake:
             if fn in self.pending:
                 return
             self.pending.add(fn)
-        self.queue.put(fn)
+            self.items.append(fn)
+            self.urgent = True
+            self.wake.notify()
 
     def close(self):
-        self.queue.put(None)
+        with self.wake:
+            self.items.append(None)
+            self.urgent = True
+            self.wake.notify()
         self.thread.join(timeout=10)
 
     def _run(self):
-        lines = []
         while True:
-            try:
-                item = self.queue.get(timeout=self.TICK)
-            except queue.Empty:
+            with self.wake:
+                if not self.items and not self.wake.wait(timeout=self.TICK):
+                    items = None
+                else:
+                    if not self.urgent:  # events only: let the batch gather
+                        self.wake.wait(timeout=self.BATCH)
+                    items, self.items, self.urgent = self.items, [], False
+            if items is None:
                 for tick in self.ticks:
                     self._safely(tick)
                 continue
-            while True:
+            lines = []
+            for item in items:
                 if item is None:
                     self._append(lines)
                     for tick in self.ticks:
                         self._safely(tick)
                     return
                 if callable(item):
-                    with self.pending_lock:
+                    self._append(lines)
+                    lines = []
+                    with self.wake:
                         self.pending.discard(item)
                     self._safely(item)
                 else:
                     lines.append(json.dumps(item, separators=(",", ":")))
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
             self._append(lines)
-            lines = []
 
     def _append(self, lines):
         if lines and self.events_path is not None:
@@ -607,6 +623,77 @@ class UpstreamFailure(Exception):
         self.reason = reason
 
 
+MAX_HEADER_LINE, MAX_HEADERS = 65536, 100   # http.client's own limits
+
+
+def read_headers(fp):
+    """An HTTP header block from fp as an http.client.HTTPMessage, without the email parser.
+
+    The email package costs about 25 us a block, a tenth of the gateway's budget for a whole
+    request; this reads the same header lines (folded lines joined, malformed ones dropped)
+    under http.client's limits, which raise LineTooLong / HTTPException as it does.
+    """
+    headers = []
+    for _ in range(MAX_HEADERS + 1):
+        line = fp.readline(MAX_HEADER_LINE + 1)
+        if len(line) > MAX_HEADER_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            message = http.client.HTTPMessage()
+            message._headers = headers  # the list Message keeps; get() reads it as it is
+            return message
+        text = line.decode("iso-8859-1")
+        if text[0] in " \t":  # obsolete line folding: part of the previous value
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, value + " " + text.strip())
+            continue
+        name, colon, value = text.partition(":")
+        if colon and name and name == name.strip():
+            headers.append((name, value.strip()))
+    raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+
+
+class Response(http.client.HTTPResponse):
+    """http.client's response, with its head read by read_headers."""
+
+    def begin(self):
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()
+            if status != 100:
+                break
+            read_headers(self.fp)
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = read_headers(self.fp)
+        encoding = self.headers.get("transfer-encoding")
+        self.chunked = bool(encoding) and encoding.lower() == "chunked"
+        self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                pass
+            else:
+                if self.length < 0:
+                    self.length = None
+        if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+
 class LocalResponse(io.BytesIO):
     """An upstream answer made in-process (the offline demo), shaped like http.client's."""
 
@@ -666,7 +753,6 @@ class Pool:
             else:
                 conn = http.client.HTTPConnection(p.hostname, p.port or 80,
                                                   timeout=self.connect_timeout)
-            conn.freeride_absolute = scheme == "http"
         elif scheme == "https":
             conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
                                                context=self.tls)
@@ -686,29 +772,38 @@ class Pool:
         return None
 
     def request(self, method, url, body, headers, timeout):
-        """Send a request; return the response once its head has arrived (within timeout)."""
+        """Send a request; return the response once its head has arrived (within timeout).
+
+        The request goes out as one write (head and body together); http.client is used to
+        connect (TLS, proxy tunnels) and to read the answer, not to send.
+        """
         target, path = self._target(url)
         if target[3] and target[0] == "http":
             path = url
+        data = self._message(method, path, target, body, headers)
         conn = self._take(target)
         reused = conn is not None
         while True:
             if conn is None:
                 conn = self._connect(target)
+            sock = None
             try:
                 if conn.sock is None:
                     conn.connect()
-                conn.sock.settimeout(timeout)
-                conn.request(method, path, body, headers)
+                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock = conn.sock
-                response = conn.getresponse()
+                sock.settimeout(timeout)
+                sock.sendall(data)
+                response = Response(sock, method=method)
+                response.begin()
                 response.freeride_sock = sock
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                # A reset means the server's socket was closed with the request unread (a
+                # server that read it and hung up ends cleanly): only then may the request go
+                # once more, on a fresh connection. After a clean end, never send it twice.
+                unread = not isinstance(e, http.client.RemoteDisconnected) or _was_reset(sock)
                 conn.close()
-                # A reset (not a clean end) means the server's socket was already closed when
-                # the request came: no one read it, so it may go once more on a fresh one.
-                # After a clean end the server may have read it: never send it twice.
-                if reused and not isinstance(e, http.client.RemoteDisconnected):
+                if reused and unread:
                     conn, reused = None, False
                     continue
                 raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
@@ -723,6 +818,31 @@ class Pool:
                 raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") from None
             response.freeride_conn = conn
             return response
+
+    @staticmethod
+    def _message(method, path, target, body, headers):
+        """The request's bytes. Like http.client, refuse what would split or break the head."""
+        scheme, host, port, _ = target
+        lines = [f"{method} {path} HTTP/1.1"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if any(c in line for line in lines for c in "\r\n\0") or " " in path:
+            raise UpstreamFailure(0, reason="cannot send the request: a line break, NUL or "
+                                  "space in its URL or in a header value")
+        try:
+            if not host.isascii():
+                host = host.encode("idna").decode("ascii")
+            if ":" in host:
+                host = f"[{host}]"
+            if port != (443 if scheme == "https" else 80):
+                host = f"{host}:{port}"
+            lines[1:1] = [f"Host: {host}", "Accept-Encoding: identity"]
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeError as e:
+            raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") \
+                from None
+        return head + body if body else head
 
     def get(self, url, headers, timeout, limit=32 * MiB):
         """A small GET: (status, body); connection errors raise UpstreamFailure."""
@@ -779,6 +899,25 @@ def _dropped(sock):
         return bool(select.select([sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True
+
+
+def _was_reset(sock, wait=0.2):
+    """After a clean end of a reused connection: did a reset follow (the request we sent
+    arrived at a socket already closed)? On loopback it is there at once; over a network it
+    takes a round trip, so wait a little for it."""
+    if sock is None:
+        return False
+    until = time.monotonic() + wait
+    while True:
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (errno.ECONNRESET,
+                                                                       errno.EPIPE):
+                return True
+        except OSError:
+            return False
+        if time.monotonic() >= until:
+            return False
+        time.sleep(0.01)
 
 
 def _short(e):
@@ -1424,6 +1563,57 @@ class Handler(BaseHTTPRequestHandler):
             super().handle_one_request()
         finally:
             self._head_deadline.cancel()
+
+    def parse_request(self):
+        """http.server's parse_request, with the headers read by read_headers (no email
+        parser): the request line, the version, Connection and Expect as it treats them."""
+        self.command = None
+        self.request_version = self.default_request_version
+        self.close_connection = True
+        self.requestline = requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            version = words[-1]
+            number = version[5:].split(".") if version.startswith("HTTP/") else []
+            if len(number) != 2 or not all(n.isdigit() and len(n) <= 10 for n in number):
+                self.send_error(400, f"Bad request version ({version!r})")
+                return False
+            number = int(number[0]), int(number[1])
+            if number >= (2, 0):
+                self.send_error(505, f"Invalid HTTP version ({version[5:]})")
+                return False
+            self.close_connection = number < (1, 1)
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(400, f"Bad request syntax ({requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command = command
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        try:
+            self.headers = read_headers(self.rfile)
+        except http.client.LineTooLong:
+            self.send_error(431, "Line too long")
+            return False
+        except http.client.HTTPException:
+            self.send_error(431, "Too many headers")
+            return False
+        connection = (self.headers.get("Connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if (self.headers.get("Expect") or "").lower() == "100-continue" \
+                and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def log_message(self, fmt, *args):
         if self.server.gateway.debug:
