@@ -1503,6 +1503,7 @@ class Deadlines:
 
     def __init__(self):
         self.heap = []
+        self.compact_at = 1024
         self.wake = threading.Condition()
         self.thread = None
         self.stopped = False
@@ -1510,6 +1511,12 @@ class Deadlines:
     def arm(self, sock, seconds):
         deadline = Deadline(time.monotonic() + seconds, sock)
         with self.wake:
+            if len(self.heap) >= self.compact_at:
+                # Cancelled deadlines leave the heap only when due: drop them now and then,
+                # so a busy gateway (deadlines minutes long, a few a request) keeps it small.
+                self.heap = [d for d in self.heap if not d.cancelled]
+                heapq.heapify(self.heap)
+                self.compact_at = max(1024, 2 * len(self.heap))
             heapq.heappush(self.heap, deadline)
             if self.thread is None and not self.stopped:
                 self.thread = threading.Thread(target=self._run, name="freeride-deadlines",
@@ -1698,7 +1705,24 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
     def read_body(self, limit):
-        """The request body, by Content-Length or chunked transfer; never more than limit."""
+        """The request body, by Content-Length or chunked transfer; never more than limit.
+
+        A client trickling its body byte by byte never trips the per-read timeout, so the
+        whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT).
+        """
+        gateway = self.server.gateway
+        deadline = gateway.deadlines.arm(self.connection, gateway.config.client_timeout * 2)
+        try:
+            return self._read_body(limit)
+        except HTTPError:
+            if deadline.fired:
+                raise HTTPError(408, "the request body did not arrive in time",
+                                code="request_timeout") from None
+            raise
+        finally:
+            deadline.cancel()
+
+    def _read_body(self, limit):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return self._read_chunked(limit)
         length = self.headers.get("Content-Length")
@@ -2302,7 +2326,7 @@ class Gateway:
 
         def send(route, key, used, timeout):
             payload = dict(request, model=used, encoding_format="float")
-            body, doc = self.read_answer(self.open(route, key, "/embeddings", payload, timeout))
+            body, doc = self.read_answer(self.open(route, key, "/embeddings", payload, timeout), timeout)
             rows = doc.get("data")
             want = dimensions[(route.name, used)]
             if not isinstance(rows, list) or len(rows) != len(inputs) or not all(

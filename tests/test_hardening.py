@@ -982,6 +982,37 @@ class BadInputTest(Hardening):
         self.assertTrue(dropped, "a client sending its head one byte at a time was never dropped")
         self.assertLess(time.monotonic() - started, 6.0)
 
+    def test_a_client_trickling_its_request_body_is_dropped_within_a_bound(self):
+        # The head arrives whole; then the body one byte every 0.25 s, which never trips the
+        # 1 s socket timeout: only a bound on the whole body frees the thread.
+        self.start()
+        sock = socket.create_connection(("127.0.0.1", self.gateway.port), timeout=10)
+        self.addCleanup(sock.close)
+        body = json.dumps(dict(CHAT, messages=[{"role": "user", "content": "z" * 200}])).encode()
+        data = chat_bytes(body)
+        split = data.index(b"\r\n\r\n") + 4
+        sock.sendall(data[:split])
+        started = time.monotonic()
+        answer = b""
+        for byte in data[split:]:
+            try:
+                sock.sendall(bytes([byte]))
+                if select_readable(sock):
+                    answer = sock.recv(65536)
+                    break
+            except OSError:
+                break
+            if time.monotonic() - started > 8:
+                break
+            time.sleep(0.25)
+        self.assertLess(time.monotonic() - started, 4.0,
+                        "a client sending its body one byte at a time was never dropped")
+        if answer:  # answering is optional; if it answers, it is a JSON 408
+            parsed = parse_responses(answer, ["POST"])[0]
+            self.assertOpenAIError(parsed.status, parsed.body, 408)
+        self.assertEqual(self.upstream.requests, [])
+        self.still_serves()
+
     def test_http_1_0_clients_are_answered_and_the_connection_closed(self):
         self.start()
         for name, data, method in (
@@ -1261,6 +1292,9 @@ class UpstreamFaultTest(Hardening):
             "a stream whose first line trickles in": (
                 {"FREERIDE_PROVIDERS": "groq", "GROQ_API_KEY": "g",
                  "GROQ_BASE_URL": self.raw_upstream(trickle_stream_line).url}, True),
+            "embeddings whose body trickles in": (
+                {"FREERIDE_PROVIDERS": "nvidia", "NVIDIA_API_KEY": "n",
+                 "NVIDIA_BASE_URL": self.raw_upstream(trickle_body).url}, "embeddings"),
         }
         timeouts = {"FREERIDE_REQUEST_DEADLINE": "1.5", "FREERIDE_FIRST_BYTE_TIMEOUT": "1",
                     "FREERIDE_IDLE_TIMEOUT": "1"}
@@ -1269,10 +1303,14 @@ class UpstreamFaultTest(Hardening):
             env, stream = cases[name]
             gateway = self.gateway_in({**env, **timeouts})
             started = time.monotonic()
-            answer = self.post(gateway, dict(CHAT, stream=stream), timeout=20)
+            if stream == "embeddings":
+                answer = self.post(gateway, {"model": "auto", "input": "x"},
+                                   path="/v1/embeddings", timeout=20)
+            else:
+                answer = self.post(gateway, dict(CHAT, stream=stream), timeout=20)
             return answer, time.monotonic() - started
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             results = dict(zip(cases, pool.map(run, cases)))
         for name, (answer, seconds) in results.items():
             with self.subTest(case=name):

@@ -369,6 +369,24 @@ class BurstStateTest(GatewayTest):
                          "every (key, model) the upstream rate-limited is in cooldown.json")
 
 
+class DeadlinesTest(unittest.TestCase):
+    def test_cancelled_deadlines_do_not_pile_up_and_a_live_one_still_fires(self):
+        # Every request arms deadlines minutes long and cancels them within milliseconds;
+        # left in the heap until due, a busy gateway would hold millions of them.
+        deadlines = freeride.Deadlines()
+        self.addCleanup(deadlines.close)
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        for _ in range(20000):
+            deadlines.arm(a, 300).cancel()
+        self.assertLess(len(deadlines.heap), 2100)
+        live = deadlines.arm(a, 0.05)
+        b.settimeout(5)
+        self.assertEqual(b.recv(1), b"", "the live deadline shut its socket down")
+        self.assertTrue(live.fired)
+
+
 class ProxyTest(GatewayTest):
     def proxy(self):
         proxy = LoopbackProxy()
