@@ -1029,6 +1029,7 @@ ALIASES = ("auto", "free", "openrouter/free")
 DEFAULT_COOLDOWN = {RATE_LIMIT: 120, QUOTA: 3600, AUTH: 3600, MODEL_NOT_FOUND: 3600,
                     UPSTREAM: 15, CONTEXT: 0, CLIENT: 0}
 MAX_COOLDOWN = {RATE_LIMIT: 32 * 86400, QUOTA: 32 * 86400, UPSTREAM: 300}
+CAP_FLOOR = 900  # seconds: the shortest cooldown of a daily or monthly cap (providers.md)
 
 # Rows for every provider, tried after the provider's own rules.
 GENERIC_RULES = (
@@ -1258,7 +1259,10 @@ def classify(provider, status, headers, body, now=None):
             seconds = hint
         elif rule.reset:
             seconds = calendar_reset(rule.reset, now)
-        seconds = min(max(seconds, rule.floor, 1), MAX_COOLDOWN[rule.cls])
+        # A daily or monthly cap is never retried sooner than CAP_FLOOR, whatever the answer
+        # says: OpenRouter sends a short Retry-After on every 429, its daily cap included.
+        floor = max(rule.floor, CAP_FLOOR if rule.reset else 0, 1)
+        seconds = min(max(seconds, floor), MAX_COOLDOWN[rule.cls])
     return Verdict(rule.cls, rule.scope, seconds, error_message(doc, text))
 
 

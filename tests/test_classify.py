@@ -173,6 +173,26 @@ class CooldownHintTest(unittest.TestCase):
         self.assertEqual(self.hint().seconds, 120)
 
 
+class CapFloorTest(unittest.TestCase):
+    """A daily or monthly cap is never retried within 15 minutes, whatever its hint says."""
+
+    def test_a_short_hint_on_a_daily_or_monthly_cap_still_cools_fifteen_minutes(self):
+        for provider, case, extra in (("openrouter", "daily_cap", {"retry_after": 17}),
+                                      ("openrouter", "daily_cap", {"reset_ms": (NOW - 5) * 1000}),
+                                      ("cloudflare", "neurons", {"retry_after": 1}),
+                                      ("huggingface", "credits", {"retry_after": 3})):
+            with self.subTest(provider=provider, case=case, **extra):
+                verdict = verdict_for(provider, fakes.error(provider, case, **extra), NOW)
+                self.assertEqual(verdict.cls, QUOTA)
+                self.assertGreaterEqual(verdict.seconds, freeride.CAP_FLOOR)
+
+    def test_a_minute_limit_keeps_its_short_hint(self):
+        verdict = verdict_for("openrouter", fakes.error("openrouter", "rate_minute",
+                                                        retry_after=17), NOW)
+        self.assertEqual(verdict.cls, RATE_LIMIT)
+        self.assertLess(verdict.seconds, 60)
+
+
 class ResolveTest(unittest.TestCase):
     """Which (provider, model) candidates a requested model name becomes."""
 
