@@ -1379,6 +1379,11 @@ class HTTPError(Exception):
         return json.dumps({"error": error}).encode()
 
 
+def print_traceback(redact):
+    """--debug: the traceback being handled, on stderr, with every configured key redacted."""
+    sys.stderr.write(redact(traceback.format_exc()))
+
+
 def new_request_id():
     return "req_" + os.urandom(4).hex()
 
@@ -1415,7 +1420,7 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         if self.gateway.debug:
-            traceback.print_exc()
+            print_traceback(self.gateway.config.redact)
 
 
 class Hangups:
@@ -1651,7 +1656,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             self.close_connection = True
             if gateway.debug:
-                traceback.print_exc()
+                print_traceback(gateway.config.redact)
             else:
                 print(gateway.config.redact(f"freeride: internal error: {sys.exc_info()[1]!r}"), file=sys.stderr)
             try:
@@ -5944,8 +5949,8 @@ def main(argv=None):
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    config = None  # pack reads no settings: a broken key variable must not stop it
     try:
-        config = None  # pack reads no settings: a broken key variable must not stop it
         if getattr(args, "needs_config", True):
             config = Config(host=getattr(args, "host", None), port=getattr(args, "port", None),
                             demo=getattr(args, "demo", False))
@@ -5954,10 +5959,12 @@ def main(argv=None):
         print(f"freeride: {e}", file=sys.stderr)
         return 2
     except Exception as e:
+        redact = config.redact if config is not None else str
         if args.debug:
-            raise
-        print(f"freeride: {e.__class__.__name__}: {e} (run with --debug for details)",
-              file=sys.stderr)
+            print_traceback(redact)
+        else:
+            print(redact(f"freeride: {e.__class__.__name__}: {e} (run with --debug for details)"),
+                  file=sys.stderr)
         return 1
 
 

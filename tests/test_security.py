@@ -58,3 +58,21 @@ class BrowserTest(GatewayTest):
         self.start_gateway(groq="gsk-1")
         self.assertEqual(self.raw("POST", {"Origin": "http://localhost:3000"})[0], 403)
         self.assertEqual(self.fakes["groq"].requests, [])
+
+
+class TracebackTest(GatewayTest):
+    def test_debug_tracebacks_never_show_a_configured_key(self):
+        import contextlib
+        import io
+        import freeride
+        config = freeride.Config(env={"FREERIDE_HOME": str(self.home),
+                                      "GROQ_API_KEY": "gsk-secret-in-a-traceback"})
+        err = io.StringIO()
+        try:
+            raise ValueError("the upstream refused key gsk-secret-in-a-traceback")
+        except ValueError:
+            with contextlib.redirect_stderr(err):
+                freeride.print_traceback(config.redact)
+        self.assertIn("Traceback", err.getvalue())
+        self.assertIn("ValueError: the upstream refused key [redacted]", err.getvalue())
+        self.assertNotIn("gsk-secret", err.getvalue())
