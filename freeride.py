@@ -1435,6 +1435,7 @@ class Hangups:
         self.lock = threading.Lock()
         self.thread = None
         self.stopped = threading.Event()
+        self.waker = None  # written to by close(), so the watcher stops at once
 
     def watch(self, client, response):
         """Watch client while response streams; the returned Event is set if it hung up."""
@@ -1443,11 +1444,15 @@ class Hangups:
         if conn is None or conn.sock is None:
             return hung_up
         with self.lock:
+            if self.stopped.is_set():
+                return hung_up
             try:
                 self.selector.register(client, selectors.EVENT_READ, (conn.sock, hung_up))
             except (KeyError, ValueError, OSError):
                 return hung_up
             if self.thread is None:
+                self.waker, wakes = socket.socketpair()
+                self.selector.register(wakes, selectors.EVENT_READ, None)
                 self.thread = threading.Thread(target=self._run, name="freeride-hangups",
                                                daemon=True)
                 self.thread.start()
@@ -1461,19 +1466,29 @@ class Hangups:
                 pass
 
     def close(self):
-        self.stopped.set()
-        if self.thread is not None:
-            self.thread.join(timeout=2)
+        """Stop the watcher (idempotent: a gateway may be closed twice)."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+            self.stopped.set()
+        if thread is not None:
+            self.waker.send(b"x")
+            thread.join(timeout=2)
+            for key in list(self.selector.get_map().values()):
+                if key.data is None:
+                    key.fileobj.close()
+            self.waker.close()
         self.selector.close()
 
     def _run(self):
         while not self.stopped.is_set():
             try:
-                ready = self.selector.select(timeout=0.25)
+                ready = self.selector.select()
             except (OSError, ValueError):
                 ready = []
                 self.stopped.wait(0.1)
             for key, _ in ready:
+                if key.data is None:  # the waker: close() was called
+                    continue
                 self.forget(key.fileobj)
                 try:
                     gone = key.fileobj.recv(1, socket.MSG_PEEK) == b""

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 
 PROVIDERS = ("openrouter", "groq", "nvidia", "cloudflare", "huggingface")
-POLL_SECONDS = 0.05         # how often a waiting handler looks at its client and at close()
+POLL_SECONDS = 0.01         # how often a waiting handler looks at its client and at close()
 HANG_LIMIT_SECONDS = 300.0  # a forgotten hang or stall still ends on its own
 JOIN_SECONDS = 2.0          # close() waits this long, in total, for handler threads
 
