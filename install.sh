@@ -16,8 +16,11 @@ python=${PYTHON:-python3}
 bin=$prefix/bin
 lib=$prefix/lib/freeride
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
+pyz=$lib/freeride.pyz
+record=$lib/freeride.pyz.record
 marker="# Installed by FreeRide's install.sh; remove with: sh install.sh --uninstall"
 staged=""
+staged_record=""
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -25,10 +28,19 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 # A launcher is ours when it carries the marker; anything else at that path is left alone.
 ours() { [ -f "$1" ] && grep -qxF "$marker" "$1"; }
 
+# The pyz cannot carry the marker, so a record beside it does: the marker, then the pyz's
+# cksum. Uninstall removes the pyz only when the record is ours and the sum still matches.
+pyz_ours() {
+    ours "$record" && [ -f "$pyz" ] && [ "$(sed -n 2p "$record")" = "$(cksum < "$pyz")" ]
+}
+
 # $1 as one single-quoted shell word, whatever it holds.
 quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
-cleanup() { [ -z "$staged" ] || rm -f "$staged"; }
+cleanup() {
+    [ -z "$staged" ] || rm -f "$staged"
+    [ -z "$staged_record" ] || rm -f "$staged_record"
+}
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 
@@ -43,11 +55,16 @@ uninstall() {
             say "left $launcher: install.sh did not install it"
         fi
     done
-    if [ -e "$lib/freeride.pyz" ]; then
-        rm -f "$lib/freeride.pyz"
-        say "removed $lib/freeride.pyz"
+    if pyz_ours; then
+        rm -f "$pyz"
+        say "removed $pyz"
         removed=1
+    elif [ -e "$pyz" ] && ours "$record"; then
+        say "left $pyz: it changed after install.sh installed it"
+    elif [ -e "$pyz" ]; then
+        say "left $pyz: install.sh did not install it"
     fi
+    if ours "$record"; then rm -f "$record"; fi
     rmdir "$lib" 2>/dev/null || true
     [ "$removed" = 1 ] || say "nothing to remove under $prefix"
 }
@@ -65,10 +82,10 @@ set PYTHON=/path/to/python3.10 (or newer) and run this again"
 write_launcher() {
     name=$1
     if [ "$name" = freeride ]; then
-        run="exec $(quote "$python") $(quote "$lib/freeride.pyz") \"\$@\""
+        run="exec $(quote "$python") $(quote "$pyz") \"\$@\""
     else
         code='import sys; sys.path.insert(0, sys.argv[1]); sys.argv[0:2] = ["freeride-watcher"]; import freeride; sys.exit(freeride.watcher_main())'
-        run="exec $(quote "$python") -c $(quote "$code") $(quote "$lib/freeride.pyz") \"\$@\""
+        run="exec $(quote "$python") -c $(quote "$code") $(quote "$pyz") \"\$@\""
     fi
     staged="$bin/.$name.$$"
     printf '#!/bin/sh\n%s\n%s\n' "$marker" "$run" > "$staged"
@@ -85,6 +102,9 @@ install() {
 or choose another PREFIX"
         fi
     done
+    if [ -e "$pyz" ] && ! ours "$record"; then
+        die "$pyz exists and install.sh did not install it; remove it or choose another PREFIX"
+    fi
     mkdir -p "$bin" "$lib" 2>/dev/null && [ -w "$bin" ] && [ -w "$lib" ] ||
         die "cannot write to $prefix: choose another PREFIX, or run this as a user who can
 write there (for example: sudo PREFIX=$prefix sh install.sh)"
@@ -99,13 +119,18 @@ write there (for example: sudo PREFIX=$prefix sh install.sh)"
         die "found neither a FreeRide checkout nor a freeride.pyz in $here"
     fi
     chmod 755 "$staged"
-    mv -f "$staged" "$lib/freeride.pyz"
+    # The record goes first: interrupted in between, the next run still knows the pyz is its own.
+    staged_record="$lib/.freeride.pyz.record.$$"
+    printf '%s\n%s\n' "$marker" "$(cksum < "$staged")" > "$staged_record"
+    mv -f "$staged_record" "$record"
+    staged_record=""
+    mv -f "$staged" "$pyz"
     staged=""
     write_launcher freeride
     write_launcher freeride-watcher
 
     version=$("$bin/freeride" --version) || die "the installed $bin/freeride does not run"
-    say "installed $version: $bin/freeride, $bin/freeride-watcher ($lib/freeride.pyz)"
+    say "installed $version: $bin/freeride, $bin/freeride-watcher ($pyz)"
     case ":$PATH:" in
         *":$bin:"*) ;;
         *) say "$bin is not on your PATH; add it, for example in ~/.profile:"

@@ -51,6 +51,10 @@ class InstallScriptTest(unittest.TestCase):
         self.assertEqual(version.stdout.strip(), f"freeride {freeride.__version__}")
         watcher = self.prefix / "bin" / "freeride-watcher"
         self.assertTrue(watcher.is_file() and os.access(watcher, os.X_OK))
+        help_ = self.freeride("--help", name="freeride-watcher")
+        self.assertEqual(help_.returncode, 0, help_.stderr)
+        self.assertIn("usage: freeride watcher", help_.stdout)
+        self.assertIn("--interval", help_.stdout)
         with zipfile.ZipFile(self.prefix / "lib/freeride/freeride.pyz") as archive:
             self.assertIn("freeride.py", archive.namelist())
         installed = snapshot(self.prefix)
@@ -91,6 +95,33 @@ class InstallScriptTest(unittest.TestCase):
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertIn("nothing to remove", again.stdout)
 
+    def test_a_freeride_pyz_it_did_not_install_is_kept_by_uninstall_and_install(self):
+        lib = self.prefix / "lib" / "freeride"
+        lib.mkdir(parents=True)
+        foreign = lib / "freeride.pyz"
+        foreign.write_bytes(b"#!/usr/bin/env python3\nnot install.sh's\n")
+        before = snapshot(self.prefix)
+        removed = self.install("--uninstall")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertIn(f"left {foreign}: install.sh did not install it", removed.stdout)
+        self.assertIn("nothing to remove", removed.stdout)
+        self.assertEqual(snapshot(self.prefix), before)
+        refused = self.install()
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn(f"{foreign} exists and install.sh did not install it", refused.stderr)
+        self.assertEqual(snapshot(self.prefix), before)
+
+    def test_a_pyz_replaced_after_install_is_kept_by_uninstall(self):
+        self.assertEqual(self.install().returncode, 0)
+        pyz = self.prefix / "lib" / "freeride" / "freeride.pyz"
+        pyz.write_bytes(b"#!/usr/bin/env python3\ncopied over by hand\n")
+        removed = self.install("--uninstall")
+        self.assertEqual(removed.returncode, 0, removed.stderr)
+        self.assertIn(f"left {pyz}: it changed after install.sh installed it", removed.stdout)
+        self.assertEqual(pyz.read_bytes(), b"#!/usr/bin/env python3\ncopied over by hand\n")
+        self.assertEqual(os.listdir(pyz.parent), ["freeride.pyz"])
+        self.assertFalse((self.prefix / "bin" / "freeride").exists())
+
     def test_a_freeride_command_it_did_not_install_is_left_alone(self):
         (self.prefix / "bin").mkdir(parents=True)
         foreign = self.prefix / "bin" / "freeride"
@@ -120,12 +151,20 @@ class InstallScriptTest(unittest.TestCase):
         self.assertIn("no-such-python3 not found", result.stderr)
         self.assertFalse(self.prefix.exists())
 
-    def test_a_prefix_it_cannot_write_is_a_clear_error(self):
+    def test_a_prefix_it_cannot_write_is_a_clear_error_and_it_never_runs_sudo(self):
         self.prefix.write_text("a file, not a directory")
-        result = self.install()
+        spy = self.tmp / "spy"  # a sudo first on PATH that records being run
+        spy.mkdir()
+        (spy / "sudo").write_text(f'#!/bin/sh\necho "$@" > \'{self.tmp / "sudo-ran"}\'\nexit 1\n')
+        (spy / "sudo").chmod(0o755)
+        result = self.install(path=f"{spy}:{os.environ['PATH']}")
         self.assertEqual(result.returncode, 1)
         self.assertIn(f"cannot write to {self.prefix}", result.stderr)
-        self.assertNotIn("sudo ", result.stdout)
+        self.assertIn(f"(for example: sudo PREFIX={self.prefix} sh install.sh)", result.stderr,
+                      "sudo is only ever advised, as a command for the user to run")
+        self.assertEqual(result.stderr.count("sudo "), 1)
+        self.assertEqual(result.stdout, "")
+        self.assertFalse((self.tmp / "sudo-ran").exists(), "install.sh ran sudo")
 
     def test_beside_a_freeride_pyz_and_no_checkout_it_installs_that_file(self):
         dist = self.tmp / "dist"
