@@ -44,7 +44,13 @@ version: 1.0.0
 schema: v1
 
 models:
-  # the local one, for autocomplete
+  - name: Codestral
+    provider: mistral
+    apiKey: codestral-secretvalue
+    model: codestral-latest
+    roles:
+      - autocomplete
+  # the local one, for autocomplete offline
   - name: Qwen Coder local
     provider: ollama
     model: qwen2.5-coder:7b
@@ -73,6 +79,13 @@ model:
   default: "anthropic/claude-opus-4.6"   # the one I pay for
   provider: "openrouter"
   base_url: "https://openrouter.ai/api/v1"
+  api_key: "sk-or-v1-hermesmodelsecret"
+
+auxiliary:
+  vision:
+    provider: "openrouter"
+    model: "google/gemini-2.5-flash"
+    api_key: "sk-or-v1-hermesvisionsecret"
 
 terminal:
   backend: local
@@ -100,7 +113,8 @@ OPENCLAW = {
                   "fallbacks": ["openrouter/meta-llama/llama-3.3-70b-instruct:free"]},
         "models": {"anthropic/claude-opus-4-5": {"alias": "opus"}}}},
     "channels": {"telegram": {"enabled": True, "botToken": "123456:ABC-telegramsecret"}},
-    "gateway": {"port": 18789, "mode": "local"},
+    "gateway": {"port": 18789, "mode": "local",
+                "auth": {"mode": "token", "token": "oc-gateway-tokensecret"}},
 }
 
 LLM_MODELS = """\
@@ -166,6 +180,7 @@ class BinderContract:
     def test_the_diff_is_printed_without_the_users_secrets(self):
         result = self.run_cli("bind", self.agent)
         self.assertIn("+++ ", result.out)
+        self.assertIn("[redacted]", result.out, "no secret within the diff: the test proves nothing")
         for secret in self.secrets:
             self.assertNotIn(secret, result.out + result.err)
 
@@ -356,7 +371,7 @@ class ContinueTest(BinderContract, HomeTest):
     files = {".continue/config.yaml": CONTINUE}
     broken = {".continue/config.yaml": "models:\n  - name: a\n   provider: b\n"}
     owned = set()  # bind only adds its own list item
-    secrets = ("sk-ant-api03-continuesecret",)
+    secrets = ("codestral-secretvalue", "sk-ant-api03-continuesecret")
 
     def freeride_model(self, path=None):
         doc = freeride.YamlDocument((path or self.home / ".continue/config.yaml").read_text())
@@ -374,7 +389,7 @@ class ContinueTest(BinderContract, HomeTest):
         self.run_cli("bind", "continue")
         doc, _ = self.freeride_model()
         self.assertEqual([m["name"] for m in doc.get(("models",))],
-                         ["FreeRide", "Qwen Coder local", "Claude"])
+                         ["FreeRide", "Codestral", "Qwen Coder local", "Claude"])
 
     def test_continues_own_starter_file_with_an_empty_model_list(self):
         self.write(".continue/config.yaml", "name: Local Assistant\nversion: 1.0.0\nschema: v1\n"
@@ -396,6 +411,7 @@ class HermesTest(BinderContract, HomeTest):
     files = {".hermes/config.yaml": HERMES}
     broken = {".hermes/config.yaml": "model:\n\tdefault: x\n"}
     owned = {"default", "provider", "base_url", "api_key", "context_length"}
+    secrets = ("sk-or-v1-hermesmodelsecret", "sk-or-v1-hermesvisionsecret")
 
     def model_block(self, path=None):
         doc = freeride.YamlDocument((path or self.home / ".hermes/config.yaml").read_text())
@@ -449,7 +465,7 @@ class OpenClawTest(BinderContract, HomeTest):
     agent = "openclaw"
     files = {".openclaw/openclaw.json": json.dumps(OPENCLAW, indent=2) + "\n"}
     broken = {".openclaw/openclaw.json": '{"agents": {"defaults": '}
-    secrets = ("123456:ABC-telegramsecret",)
+    secrets = ("123456:ABC-telegramsecret", "oc-gateway-tokensecret")
 
     def config(self):
         return json.loads((self.home / ".openclaw/openclaw.json").read_text())
@@ -541,6 +557,20 @@ class LlmTest(BinderContract, HomeTest):
                                  "api_key_name": "freeride", "supports_tools": True})
         self.assertEqual(json.loads((self.home / "llm/keys.json").read_text())["freeride"],
                          "freeride-local")
+
+    def test_a_keys_json_that_is_not_json_is_left_untouched_with_a_non_zero_exit(self):
+        broken = '{\n  "openai": "sk-proj-openaisecretvalue",\n  "together": "tgp_v1_togethersecret"\n'
+        keys = self.write("llm/keys.json", broken, 0o600)  # its closing brace lost
+        before = self.snapshot()
+        result = self.run_cli("bind", "llm")
+        self.assertEqual(result.code, 1, result)
+        self.assertIn(f"{keys} is not JSON", result.err)
+        self.assertIn("Nothing was changed", result.err)
+        self.assertIn("by hand", result.err)
+        self.assertEqual(keys.read_bytes(), broken.encode())
+        self.assertEqual(self.snapshot(), before, "the models file is not written either")
+        for secret in self.secrets:
+            self.assertNotIn(secret, result.out + result.err)
 
     def test_without_llm_user_path_the_files_go_in_llms_app_dir(self):
         del self.env["LLM_USER_PATH"]

@@ -62,13 +62,12 @@ command = "npx"
 args = ["-y", "@modelcontextprotocol/server-github"]
 env = { GITHUB_PERSONAL_ACCESS_TOKEN = "ghp_codexsecretvalue123" }
 
+[tui]
+notifications = true
+
 [mcp_servers."docs server"]
 url = "https://docs.example.com/mcp"
 bearer_token = "docs-bearer-secret-456"
-startup_timeout_sec = 20
-
-[tui]
-notifications = true
 '''
 
 CODEX_OWNED = ("model", "model_provider", "model_context_window")
@@ -210,7 +209,7 @@ class CodexTest(BinderContract, HomeTest):
             'model = "gpt-5-codex"', 'model = "auto"').replace(
             '"""\n\n[sandbox', '"""\nmodel_provider = "freeride"\n'
             'model_context_window = 128000\n\n[sandbox')))
-        self.assertTrue(text.endswith('[tui]\nnotifications = true\n\n'
+        self.assertTrue(text.endswith('bearer_token = "docs-bearer-secret-456"\n\n'
                                       '[model_providers.freeride]\nname = "FreeRide"\n'
                                       f'base_url = "http://127.0.0.1:{self.port}/v1"\n'
                                       'wire_api = "responses"\n'
