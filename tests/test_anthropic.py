@@ -3,9 +3,12 @@ completions, answers and streams translated back, errors in Anthropic's shape, a
 exactly as on chat completions."""
 import http.client
 import json
+import time
 import unittest
+from unittest import mock
 
 import freeride
+import providers
 from tests import fakes
 from tests.sse import (chunk, delta_stream, encode, fixture, named_events, tool_delta,
                        usage)
@@ -291,6 +294,10 @@ class StreamTranslation(unittest.TestCase):
                                                            "message": "groq: the stream was cut"}})
 
 
+READ = {"name": "Read", "description": "Reads a file.",
+        "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
+
+
 def message(text="hello", **extra):
     return {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024,
             "messages": [{"role": "user", "content": text}], **extra}
@@ -364,6 +371,44 @@ class MessagesRoute(GatewayTest):
         self.start_gateway({"FREERIDE_CLAUDE_MODEL": "llama-3.1-8b"}, groq="gsk-1")
         self.assertEqual(self.post(message()).status, 200)
         self.assertEqual(groq.requests[-1].model, "llama-3.1-8b-instant")
+
+    def test_requests_with_tools_go_only_to_tool_models(self):
+        # Cloudflare comes first and spells the deepseek family with a model that calls no
+        # tools; OpenRouter's deepseek does.
+        cloudflare, openrouter = self.fake("cloudflare"), self.fake("openrouter")
+        self.start_gateway(cloudflare="cf-1", openrouter="or-1")
+        plain = self.post(dict(message(), model="deepseek"))
+        self.assertEqual((plain.status, plain.json()["_freeride_provider"]), (200, "cloudflare"))
+        self.assertEqual([r.model for r in cloudflare.requests],
+                         ["@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"])
+        with_tools = self.post(dict(message(), model="deepseek", tools=[READ]))
+        self.assertEqual(with_tools.status, 200)
+        self.assertEqual(with_tools.json()["_freeride_provider"], "openrouter")
+        self.assertEqual(len(cloudflare.requests), 1, "the tool-less model was not asked")
+        [asked] = openrouter.requests
+        self.assertEqual(asked.model, "deepseek/deepseek-chat-v3-0324:free")
+        self.assertEqual([t["function"]["name"] for t in asked.body["tools"]], ["Read"])
+
+        self.start_gateway({"FREERIDE_CLAUDE_MODEL": "deepseek"}, cloudflare="cf-1", openrouter="or-1")
+        self.assertEqual(self.post(dict(message(), tools=[READ])).status, 200)
+        self.assertEqual([r.model for r in openrouter.requests][-1], "deepseek/deepseek-chat-v3-0324:free")
+        self.assertEqual(len(cloudflare.requests), 1, "a claude- name with tools skips it too")
+
+    def test_claude_names_get_a_tool_model_even_when_the_request_has_none(self):
+        # No shipped table puts a tool-less model first, so this test's Cloudflare does: `auto`
+        # without tools gets it, a claude- name never does.
+        cls = providers.REGISTRY["cloudflare"]
+        gemma = next(m for m in cls.models if not m.tools)
+        with mock.patch.object(cls, "models", (gemma, *(m for m in cls.models if m != gemma))):
+            self.start_gateway(cloudflare="cf-1")
+        cloudflare = self.fakes["cloudflare"]
+        self.assertEqual(self.post(dict(message(), model="auto")).status, 200)
+        for model in ("claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"):
+            self.assertEqual(self.post(dict(message(), model=model)).status, 200)
+        self.assertEqual(self.post(dict(message(), tools=[READ])).status, 200)
+        self.assertEqual([r.model for r in cloudflare.requests],
+                         [gemma.id, "@cf/openai/gpt-oss-120b", "@cf/openai/gpt-oss-120b",
+                          "@cf/openai/gpt-oss-120b"])
 
     def test_requests_with_images_go_only_to_vision_models(self):
         groq = self.fake("groq")
@@ -445,6 +490,16 @@ class MessagesFailover(GatewayTest):
         self.assertEqual(response.status, 200)
         return response, named_events(response.body)
 
+    def outcomes(self):
+        """The outcome logged for each stream. The gateway logs it just after the stream's
+        last byte, so the client may read the end first: wait (briefly) for the row."""
+        deadline = time.monotonic() + 5
+        while True:
+            rows = [r["outcome"] for r in self.events() if r["event"] in ("complete", "interrupted")]
+            if rows or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.01)
+
     def test_a_429_before_the_first_content_is_invisible(self):
         self.openrouter.on(fakes.error("openrouter", "rate_minute"))
         self.start_gateway(openrouter="or-1", groq="gsk-1")
@@ -482,8 +537,7 @@ class MessagesFailover(GatewayTest):
         self.assertIn("openrouter", data["error"]["message"])
         self.assertNotIn("message_stop", names(events), "never a clean-looking finish")
         self.assertEqual(self.groq.requests, [], "no failover once content was sent")
-        rows = [r for r in self.events() if r["event"] == "interrupted"]
-        self.assertEqual([r["outcome"] for r in rows], ["cut"])
+        self.assertEqual(self.outcomes(), ["cut"])
 
     def test_an_error_event_after_content_ends_with_an_anthropic_error_event(self):
         events = delta_stream({"content": "Hel"}).events[:2]

@@ -2,6 +2,7 @@
 completions, answers and event streams translated back, and failover exactly as on chat
 completions."""
 import json
+import time
 import unittest
 
 import freeride
@@ -368,11 +369,32 @@ class ResponsesRoute(GatewayTest):
         self.assertEqual(self.post({"model": "auto", "input": []}).error["param"], "input")
 
     def test_requests_with_tools_go_only_to_tool_models_and_images_to_vision_models(self):
-        groq = self.fake("groq")
-        self.start_gateway(groq="gsk-1")
+        # Cloudflare comes first and spells the deepseek family with a model that calls no
+        # tools; OpenRouter's deepseek does. Groq's first model sees no images.
+        cloudflare, openrouter, groq = self.fake("cloudflare"), self.fake("openrouter"), self.fake("groq")
+        self.start_gateway(cloudflare="cf-1", openrouter="or-1", groq="gsk-1")
+        plain = self.post({"model": "deepseek", "input": "hi"})
+        self.assertEqual((plain.status, plain.json()["_freeride_provider"]), (200, "cloudflare"))
+        self.assertEqual([r.model for r in cloudflare.requests],
+                         ["@cf/deepseek-ai/deepseek-r1-distill-qwen-32b"])
+
+        with_tools = self.post({"model": "deepseek", "input": "list files", "tools": [SHELL]})
+        self.assertEqual(with_tools.status, 200)
+        self.assertEqual(with_tools.json()["_freeride_provider"], "openrouter")
+        self.assertEqual(len(cloudflare.requests), 1, "the tool-less model was not asked")
+        [asked] = openrouter.requests
+        self.assertEqual(asked.model, "deepseek/deepseek-chat-v3-0324:free")
+        self.assertEqual([t["function"]["name"] for t in asked.body["tools"]], ["shell"])
+
+        nobody = self.post({"model": "gemma", "input": "x", "tools": [SHELL]})
+        self.assertGreaterEqual(nobody.status, 400, "every gemma is tool-less")
+        self.assertEqual((len(cloudflare.requests), len(openrouter.requests), groq.requests),
+                         (1, 1, []))
+
         image = {"type": "message", "role": "user", "content": [
             {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}
-        self.assertEqual(self.post({"model": "auto", "input": [image]}).status, 200)
+        self.start_gateway(groq="gsk-1")
+        self.assertEqual(self.post({"model": "auto", "input": [image], "tools": [SHELL]}).status, 200)
         self.assertEqual(groq.requests[0].model, "meta-llama/llama-4-scout-17b-16e-instruct")
 
 
@@ -388,6 +410,16 @@ class ResponsesFailover(GatewayTest):
         response = self.call("POST", "/v1/responses", {"model": "auto", "input": "hi", "stream": True})
         self.assertEqual(response.status, 200)
         return response, named_events(response.body)
+
+    def outcomes(self):
+        """The outcome logged for each stream. The gateway logs it just after the stream's
+        last byte, so the client may read the end first: wait (briefly) for the row."""
+        deadline = time.monotonic() + 5
+        while True:
+            rows = [r["outcome"] for r in self.events() if r["event"] in ("complete", "interrupted")]
+            if rows or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.01)
 
     def test_a_429_before_the_first_content_is_invisible(self):
         self.openrouter.on(fakes.error("openrouter", "rate_minute"))
@@ -424,8 +456,26 @@ class ResponsesFailover(GatewayTest):
         self.assertNotIn("response.completed", names_of(events))
         self.assertEqual([d["sequence_number"] for _, d in events], list(range(len(events))))
         self.assertEqual(self.groq.requests, [], "no failover once content was sent")
-        rows = [r for r in self.events() if r["event"] == "interrupted"]
-        self.assertEqual([r["outcome"] for r in rows], ["cut"])
+        self.assertEqual(self.outcomes(), ["cut"])
+
+    def test_an_error_event_after_content_ends_with_error_and_response_failed(self):
+        events = delta_stream({"content": "Hel"}).events[:2]  # role, "Hel"
+        self.openrouter.on(fakes.Reply(events=events + [fakes.stream_error_event("openrouter"),
+                                                        "data: [DONE]"]))
+        self.start_gateway(openrouter="or-1", groq="gsk-1")
+        response, events = self.stream()
+        self.assertNotIn(b"[DONE]", response.body)
+        self.assertEqual("".join(d["delta"] for n, d in events if n == "response.output_text.delta"),
+                         "Hel")
+        self.assertEqual(names_of(events)[-2:], ["error", "response.failed"])
+        self.assertIn("Provider disconnected", events[-2][1]["message"])
+        failed = events[-1][1]["response"]
+        self.assertEqual(failed["status"], "failed")
+        self.assertIn("Provider disconnected", failed["error"]["message"])
+        self.assertNotIn("response.completed", names_of(events))
+        self.assertEqual([d["sequence_number"] for _, d in events], list(range(len(events))))
+        self.assertEqual(self.groq.requests, [], "no failover once content was sent")
+        self.assertEqual(self.outcomes(), ["error"])
 
 
 class RecordedCodex(GatewayTest):
