@@ -6,9 +6,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import unittest
 from unittest import mock
 
@@ -18,6 +20,7 @@ from tests.support import ROOT, clean_env
 from tests.temphome import HomeTest
 
 CONFIG = ".openclaw/openclaw.json"
+WATCH_SECONDS = 20  # the longest a watcher test waits for the line it expects
 
 
 def unavailable(message="no capacity"):
@@ -219,19 +222,37 @@ class WatcherTest(OpenClawHome):
         self.assertIn("no fallback answered", out.getvalue())
         self.assertEqual(len(self.upstream.requests), 1)
 
-    def watch(self, stop_signal):
-        self.write_config(self.bound())
+    def watch(self, stop_signal, config=None, interval="3600",
+              until="primary freeride/auto answers; nothing changed"):
+        """Run the watcher until a line holding `until`, then send it stop_signal; (exit code,
+        stdout, stderr). A watcher that never prints that line fails the test within
+        WATCH_SECONDS instead of hanging it."""
+        self.write_config(config or self.bound())
         env = clean_env(**{k: v for k, v in self.env.items() if k != "PATH"})
         process = subprocess.Popen(
             [sys.executable, "-c", "import sys, freeride; sys.exit(freeride.watcher_main())",
-             "--interval", "3600"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+             "--interval", interval], cwd=ROOT, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+
+        def stop():
+            if process.poll() is None:
+                process.kill()
+            process.communicate(timeout=10)  # also closes the pipes
+        self.addCleanup(stop)
+        deadline = threading.Timer(WATCH_SECONDS, process.kill)  # ends the read loop below
+        deadline.start()
         lines = []
-        for line in process.stdout:  # wait for the first pass, then stop it mid-wait
-            lines.append(line)
-            if "answers; nothing changed" in line:
-                break
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if until in line:
+                    break
+            else:
+                self.fail(f"the watcher never printed {until!r} within {WATCH_SECONDS} s; "
+                          f"it printed:\n{''.join(lines)}")
+        finally:
+            deadline.cancel()
+            deadline.join()
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=10)
         return process.returncode, "".join(lines) + out, err
@@ -248,6 +269,21 @@ class WatcherTest(OpenClawHome):
         self.assertEqual(code, 0, err)
         self.assertNotIn("KeyboardInterrupt", err)
         self.assertEqual(len(self.upstream.requests), 1)
+
+    def test_it_tests_again_every_interval_and_sigterm_still_stops_it(self):
+        self.upstream.on(unavailable(), model="auto")  # only the first pass's probe fails
+        code, out, err = self.watch(signal.SIGTERM, self.bound(fallbacks=["freeride/deepseek"]),
+                                    interval="0.2", until="primary freeride/deepseek answers")
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("Traceback", err)
+        passes = re.findall(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] primary (\S+) (\w+)", out, re.M)
+        self.assertGreaterEqual(len(passes), 2, out)
+        self.assertEqual(passes[:2], [("freeride/auto", "failed"), ("freeride/deepseek", "answers")])
+        self.assertIn("primary is now freeride/deepseek", out)
+        self.assertTrue(out.rstrip().endswith("freeride watcher: stopped"))
+        self.assertEqual([r.model for r in self.upstream.requests][:3], ["auto", "deepseek", "deepseek"])
+        self.assertEqual(self.model_setting()["primary"], "freeride/deepseek")
+        self.assertEqual(len(self.backups(self.home / CONFIG)), 1, "only the first pass wrote")
 
 
 if __name__ == "__main__":
