@@ -1,5 +1,6 @@
 """`freeride serve` as a user runs it: a real process, its start-up lines, a busy port, the
 offline demo, and a clean stop on SIGTERM."""
+import argparse
 import contextlib
 import http.client
 import io
@@ -151,7 +152,31 @@ class ServeTest(unittest.TestCase):
         self.assertEqual([c["class"] for c in doc["cooldowns"]], ["RATE_LIMIT"])
 
 
+def subcommands(parser, path=()):
+    """Every command path of an argparse parser (("serve",), ...), read from its subparsers."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield path + (name,)
+                yield from subcommands(command, path + (name,))
+
+
 class CommandLineTest(unittest.TestCase):
+    def test_every_subcommand_answers_help_with_a_usage_line(self):
+        commands = list(subcommands(freeride.build_parser()))
+        self.assertIn(("serve",), commands)
+        self.assertIn(("doctor",), commands)
+        for command in commands:
+            with self.subTest(command=" ".join(command)):
+                out, err = io.StringIO(), io.StringIO()
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                        self.assertRaises(SystemExit) as exited:
+                    freeride.main([*command, "--help"])
+                self.assertEqual(exited.exception.code, 0, err.getvalue())
+                self.assertTrue(out.getvalue().startswith(f"usage: freeride {' '.join(command)}"),
+                                out.getvalue())
+                self.assertIn("-h, --help", out.getvalue())
+
     def test_version_and_help(self):
         result = run_cli("--version")
         self.assertEqual(result.stdout.strip(), f"freeride {freeride.__version__}")

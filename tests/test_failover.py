@@ -96,6 +96,22 @@ class ProviderFailoverTest(GatewayTest):
         self.assertEqual(response.headers["X-FreeRide-Provider"], "groq")
         self.assertEqual(self.keys_seen("openrouter"), ["or-k1"])
 
+    def test_plain_500_moves_to_the_next_provider_after_one_key(self):
+        groq, nvidia = self.fake("groq"), self.fake("nvidia")
+        groq.on(fakes.error("groq", "server"), times=None)  # every Groq key would answer 500
+        self.start_gateway(groq=["gsk-1", "gsk-2"], nvidia="nv-1")
+        response = self.chat()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.headers["X-FreeRide-Provider"], "nvidia")
+        self.assertEqual(len(self.keys_seen("groq")), 1, "a server error is not the key's fault")
+        self.assertEqual(self.keys_seen("nvidia"), ["nv-1"])
+        results = [(e["provider"], e.get("status"), e.get("class"))
+                   for e in self.events() if e["event"] == "result"]
+        self.assertEqual(results, [("groq", 500, "UPSTREAM"), ("nvidia", None, None)])
+        rows = self.cooldown_file()  # the model cools on every Groq key, briefly
+        self.assertEqual([(r["provider"], r["key"], r["model"], r["class"]) for r in rows],
+                         [("groq", "*", "llama-3.3-70b-versatile", "UPSTREAM")])
+
     def test_html_edge_page_and_broken_json_fail_over(self):
         for case in ("html_524", "garbage_200", "truncated_200"):
             with self.subTest(case=case):

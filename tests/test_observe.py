@@ -3,7 +3,9 @@ the way a user runs it, against a real gateway in front of fake providers or aga
 files alone."""
 import http.server
 import json
+import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -11,25 +13,133 @@ import time
 import unittest
 
 import freeride
+import providers
 from tests import fakes
 from tests.support import ROOT, GatewayTest, clean_env, run_cli
+from tests.test_cli import ServeProcess
+
+MARKER = "sync"  # the request id of the events a test writes to see that watch follows the log
 
 
-def start_watch(env, count, *args):
-    """`freeride watch --count N` in the background; it ends by itself after N events."""
-    return subprocess.Popen([sys.executable, "-m", "freeride", "watch", "--count", str(count),
-                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def closed_port():
+    """A loopback port that nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-def finish(process, timeout=30):
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        raise AssertionError(f"watch did not finish; it printed:\n{out}\n{err}")
-    return out.splitlines(), err
+class HangUp:
+    """A loopback port held by something that is not FreeRide: it accepts and hangs up at once."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.05)  # how often the accept loop looks at close()
+        self.port = self.socket.getsockname()[1]
+        self.accepted = 0
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="hang-up", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except socket.timeout:
+                continue
+            connection.close()
+            with self.changed:
+                self.accepted += 1
+                self.changed.notify_all()
+
+    def wait_connections(self, n, timeout=10):
+        """True once n connections were accepted; False on timeout."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.accepted >= n, timeout)
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join()
+        self.socket.close()
+
+
+class Watch:
+    """`freeride watch ARGS` in the background; its output is read line by line as it comes."""
+
+    def __init__(self, test, env, *args):
+        self.process = subprocess.Popen([sys.executable, "-m", "freeride", "watch", *args],
+                                        cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.out, self.err = queue.Queue(), queue.Queue()
+        pipes = ((self.process.stdout, self.out), (self.process.stderr, self.err))
+        self.readers = [threading.Thread(target=self._read, args=pipe, daemon=True)
+                        for pipe in pipes]
+        for reader in self.readers:
+            reader.start()
+        test.addCleanup(self.close)
+
+    @staticmethod
+    def _read(stream, lines):
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)  # the end of the output
+
+    def line(self, stderr=False, timeout=15):
+        """The next line of stdout (or stderr); AssertionError if none comes in time."""
+        try:
+            line = (self.err if stderr else self.out).get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"watch printed nothing more in {timeout}s") from None
+        if line is None:
+            raise AssertionError(f"watch ended (exit {self.process.wait()}) before printing it")
+        return line
+
+    def follow(self, writer, timeout=15):
+        """Write marker events until watch shows one: from then on it shows every new event."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            writer.event(req=MARKER, event="note")
+            try:
+                line = self.out.get(timeout=0.3)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"watch ended (exit {self.process.wait()}) while starting")
+            if line.split()[1] != MARKER:
+                raise AssertionError(f"watch showed an event logged before it started: {line}")
+            return
+        raise AssertionError(f"watch did not show a new event within {timeout}s")
+
+    def lines(self, n):
+        """The next n lines of stdout, skipping markers that follow() left in the pipe."""
+        found = []
+        while len(found) < n:
+            line = self.line()
+            if line.split()[1] != MARKER:
+                found.append(line)
+        return found
+
+    def finish(self, timeout=30):
+        """Every line of stdout and stderr, once watch ends by itself (after --count events)."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            shown = list(self.out.queue)
+            raise AssertionError(f"watch did not end within {timeout}s; it printed {len(shown)} "
+                                 f"lines, the last ones: {shown[-3:]}") from None
+        for reader in self.readers:
+            reader.join()
+        out, err = list(iter(self.out.get_nowait, None)), list(iter(self.err.get_nowait, None))
+        return out, "\n".join(err)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for reader in self.readers:
+            reader.join()
+        self.process.stdout.close()
+        self.process.stderr.close()
 
 
 class WatchTest(GatewayTest):
@@ -38,11 +148,11 @@ class WatchTest(GatewayTest):
         self.start_gateway(openrouter="or-k1", groq="gsk-1")
         self.chat()  # the log exists before watch starts: only new events are shown
         self.events()
-        watch = start_watch(clean_env(FREERIDE_HOME=str(self.home), NO_COLOR="1"), 6)
-        time.sleep(0.5)  # let watch reach the end of the existing log
+        watch = Watch(self, clean_env(FREERIDE_HOME=str(self.home), NO_COLOR="1"))
+        watch.follow(self.gateway.writer)
         openrouter.on(fakes.error("openrouter", "rate_minute", retry_after=47))
         rid = self.chat("openrouter/free", stream=True).headers["X-FreeRide-Request-Id"]
-        lines, _ = finish(watch)
+        lines = watch.lines(6)
         stamp = r"^\[\d\d:\d\d:\d\d\.\d{3}\] " + rid + "  "
         expected = [r"▶ request model=openrouter/free stream",
                     r"→ openrouter\[k0\] openrouter/free",
@@ -61,8 +171,9 @@ class WatchTest(GatewayTest):
         self.start_gateway(openrouter=["or-k1", "or-k2"])
         self.chat()
         self.events()
-        watch = start_watch(clean_env(FREERIDE_HOME=str(self.home)), 6, "--since-start")
-        lines, _ = finish(watch)
+        watch = Watch(self, clean_env(FREERIDE_HOME=str(self.home)), "--count", "6",
+                      "--since-start")
+        lines, _ = watch.finish()
         texts = [line.split("  ", 1)[1] for line in lines]
         self.assertEqual(texts[0], "▶ request model=auto")
         self.assertEqual(texts[1], "→ openrouter[k0] openrouter/free")
@@ -72,14 +183,14 @@ class WatchTest(GatewayTest):
 
     def test_watch_waits_for_the_log_and_follows_rotation_without_losing_lines(self):
         total = 3000  # about 1.3 MiB of events: the log rotates in the middle of the burst
-        watch = start_watch(clean_env(FREERIDE_HOME=str(self.home)), total)
-        time.sleep(0.5)  # watch starts before the log exists
+        watch = Watch(self, clean_env(FREERIDE_HOME=str(self.home)), "--count", str(total))
+        self.assertIn("waiting for", watch.line(stderr=True))  # watch starts before the log exists
         writer = freeride.Writer(self.home, True)
         padding = "x" * 380
         for i in range(total):
             writer.event(req=f"req_{i:08x}", event="note", seq=i, pad=padding)
         writer.close()
-        lines, err = finish(watch, timeout=60)
+        lines, err = watch.finish(timeout=60)
         self.assertTrue((self.home / "events.jsonl.1").exists(), "the burst did not rotate")
         self.assertEqual(len(lines), total, err)
         seqs = [int(re.search(r'"seq": (\d+)', line).group(1)) for line in lines]
@@ -133,6 +244,58 @@ class StatusTest(GatewayTest):
         self.assertNotIn("or-k1", result.stdout)
 
 
+class ListTest(GatewayTest):
+    def setUp(self):
+        super().setUp()
+        self.groq, self.nvidia = self.fake("groq"), self.fake("nvidia")
+        self.groq.on(fakes.models_ok("groq", [
+            {"id": "llama-3.3-70b-versatile", "context_window": 65536},
+            "meta-llama/llama-4-scout-17b-16e-instruct", "some-unlisted-groq-model"]),
+            path="/models")
+        self.nvidia.on(fakes.models_ok("nvidia", ["google/gemma-3-27b-it"]), path="/models",
+                       times=None)
+        self.env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_PORT=str(closed_port()),
+                             **self.provider_env(groq="gsk-1", nvidia="nv-1"))
+
+    def catalog_requests(self):
+        return [(name, r.method, r.path, r.key) for name, fake in self.fakes.items()
+                for r in fake.requests]
+
+    def run_list(self, *args):
+        result = run_cli("list", *args, env=self.env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def test_list_shows_each_free_model_with_its_providers_context_tools_and_vision(self):
+        header, *lines = self.run_list().splitlines()
+        self.assertEqual(header.split(), ["MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION"])
+        rows = {line.split()[0]: line.split()[1:] for line in lines}
+        self.assertEqual(rows["llama-3.3-70b-versatile"], ["groq", "65536", "yes", "no"])
+        self.assertEqual(rows["meta-llama/llama-4-scout-17b-16e-instruct"],
+                         ["groq", "131072", "yes", "yes"])
+        self.assertEqual(rows["google/gemma-3-27b-it"], ["nvidia", "131072", "no", "yes"])
+        self.assertEqual(rows["auto"][0], "groq,nvidia")
+        self.assertNotIn("some-unlisted-groq-model", rows, "not on Groq's free list")
+        self.assertNotIn("meta/llama-3.3-70b-instruct", rows, "not in NVIDIA's live catalog")
+        self.assertEqual(self.catalog_requests(), [("groq", "GET", "/v1/models", "gsk-1"),
+                                                   ("nvidia", "GET", "/v1/models", "nv-1")])
+
+    def test_a_second_list_comes_from_the_cache_and_refresh_fetches_again(self):
+        self.run_list()
+        self.groq.on(fakes.models_ok("groq", ["llama-3.3-70b-versatile", "llama-3.1-8b-instant"]),
+                     path="/models")
+        cached = {e["id"]: e for e in json.loads(self.run_list("--json"))}
+        self.assertEqual(len(self.catalog_requests()), 2, "the cached list asked the providers")
+        self.assertEqual(cached["llama-3.3-70b-versatile"]["providers"], ["groq"])
+        self.assertEqual(cached["llama-3.3-70b-versatile"]["context_length"], 65536)
+        self.assertIs(cached["google/gemma-3-27b-it"]["tools"], False)
+        self.assertNotIn("llama-3.1-8b-instant", cached)
+        refreshed = {e["id"]: e for e in json.loads(self.run_list("--refresh", "--json"))}
+        self.assertEqual(len(self.catalog_requests()), 4)
+        self.assertIn("llama-3.1-8b-instant", refreshed)
+        self.assertEqual(refreshed["llama-3.3-70b-versatile"]["context_length"], 131072)
+
+
 class DoctorTest(GatewayTest):
     def test_doctor_flags_a_bad_key_and_a_missing_cloudflare_account(self):
         groq = self.fake("groq")
@@ -159,6 +322,30 @@ class DoctorTest(GatewayTest):
         self.assertEqual(result.returncode, 0, result.stdout)
         self.assertIn(f"✓ gateway running at {gateway.url}", result.stdout)
         self.assertEqual(groq.requests[0].path, "/v1/models")
+
+    def test_doctor_with_no_provider_fails_and_names_the_variables_to_set(self):
+        env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_PORT=str(closed_port()),
+                        NO_COLOR="1")
+        result = run_cli("doctor", env=env)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("✗ no provider has a key — set at least one key variable", result.stdout)
+        for cls in providers.REGISTRY.values():
+            for var in cls.key_vars + ((cls.account_var,) if cls.account_var else ()):
+                self.assertIn(var, result.stdout)
+        self.assertIn("· no gateway running at", result.stdout)
+
+    def test_doctor_reports_a_port_taken_by_something_that_is_not_freeride(self):
+        groq = self.fake("groq")
+        squatter = HangUp()
+        self.addCleanup(squatter.close)
+        env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_PORT=str(squatter.port),
+                        NO_COLOR="1", GROQ_API_KEY="gsk-good", GROQ_BASE_URL=groq.url)
+        result = run_cli("doctor", env=env)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("✓ groq key accepted", result.stdout)  # the port is all that is wrong
+        self.assertIn(f"✗ 127.0.0.1:{squatter.port} is taken by something that is not a "
+                      "FreeRide gateway — stop it or use another FREERIDE_PORT", result.stdout)
+        self.assertGreaterEqual(squatter.accepted, 1)
 
 
 class Collector(http.server.ThreadingHTTPServer):
@@ -190,16 +377,25 @@ class Collector(http.server.ThreadingHTTPServer):
         self.thread.join()
 
 
+INTERVAL = 0.05  # seconds between telemetry beacons in these tests
+
+
 class TelemetryTest(GatewayTest):
-    def serve_briefly(self, env, seconds):
-        process = subprocess.Popen([sys.executable, "-m", "freeride", "serve", "--port", "0"],
-                                   cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(seconds)
-        finally:
-            process.terminate()
-            process.communicate(timeout=30)
+    def serve(self, *args, **env):
+        """`freeride serve` with beacons every INTERVAL, once it has printed its start-up lines."""
+        env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_TELEMETRY_INTERVAL=str(INTERVAL),
+                        **env)
+        server = ServeProcess(*args, env=env)
+        self.addCleanup(lambda: server.process.poll() is None and server.stop())
+        return server
+
+    def serve_briefly(self, **env):
+        """Serve for ten beacon intervals after start-up: a beacon not sent leaves no sign to
+        wait for, so this is the one wait measured by the clock."""
+        server = self.serve(**env)
+        time.sleep(10 * INTERVAL)
+        code, _, err = server.stop()
+        self.assertEqual(code, 0, err)
 
     def test_telemetry_is_off_by_default_and_shows_the_exact_payload(self):
         result = run_cli("telemetry", env=clean_env(FREERIDE_HOME=str(self.home)))
@@ -213,12 +409,34 @@ class TelemetryTest(GatewayTest):
     def test_nothing_is_sent_when_off_or_without_a_url(self):
         collector = Collector()
         self.addCleanup(collector.close)
-        env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_TELEMETRY_INTERVAL="0.2",
-                        FREERIDE_TELEMETRY_URL=f"http://127.0.0.1:{collector.server_port}/beacon")
-        self.serve_briefly(env, 1.0)  # off (the default), URL set
+        self.serve_briefly(  # off (the default), URL set
+            FREERIDE_TELEMETRY_URL=f"http://127.0.0.1:{collector.server_port}/beacon")
         run_cli("telemetry", "on", env=clean_env(FREERIDE_HOME=str(self.home)))
-        self.serve_briefly({k: v for k, v in env.items() if k != "FREERIDE_TELEMETRY_URL"}, 1.0)
+        self.serve_briefly()  # on, no URL
         self.assertEqual(collector.received, [])
+
+    def assertServesAndStopsQuietly(self, server):
+        chat = {"model": "auto", "messages": [{"role": "user", "content": "x"}]}
+        status, _, _ = server.post("/v1/chat/completions", chat)
+        self.assertEqual(status, 200)
+        code, _, err = server.stop()
+        self.assertEqual(code, 0)
+        self.assertEqual([line for line in err.splitlines() if "stopping" not in line], [],
+                         "a failed beacon must not show on stderr")
+
+    def test_a_refused_beacon_is_silent_and_serve_keeps_serving(self):
+        run_cli("telemetry", "on", env=clean_env(FREERIDE_HOME=str(self.home)))
+        server = self.serve("--demo", FREERIDE_TELEMETRY_URL=f"http://127.0.0.1:{closed_port()}/b")
+        time.sleep(10 * INTERVAL)  # a refused connection leaves no sign to wait for
+        self.assertServesAndStopsQuietly(server)
+
+    def test_a_beacon_hung_up_on_is_silent_and_the_next_one_is_still_sent(self):
+        run_cli("telemetry", "on", env=clean_env(FREERIDE_HOME=str(self.home)))
+        endpoint = HangUp()
+        self.addCleanup(endpoint.close)
+        server = self.serve("--demo", FREERIDE_TELEMETRY_URL=f"http://127.0.0.1:{endpoint.port}/b")
+        self.assertTrue(endpoint.wait_connections(3), "the beacon stopped after a failure")
+        self.assertServesAndStopsQuietly(server)
 
     def test_when_on_it_sends_only_the_documented_fields(self):
         collector = Collector()
