@@ -5702,11 +5702,13 @@ def cmd_watch(args, config):
 
 def cmd_list(args, config):
     cache = config.home / "models.json"
+    # The cache holds for the providers and keys it was fetched with, not for others.
+    made_for = [[r.name, [k.id for k in r.keys]] for r in config.routes]
     entries = None
     if not args.refresh:
         try:
             doc = json.loads(cache.read_bytes())
-            if time.time() - doc["fetched"] < Catalog.TTL * 6:
+            if time.time() - doc["fetched"] < Catalog.TTL * 6 and doc["for"] == made_for:
                 entries = doc["data"]
         except (OSError, ValueError, KeyError, TypeError):
             entries = None
@@ -5726,7 +5728,8 @@ def cmd_list(args, config):
             finally:
                 pool.close()
         try:
-            write_atomic(cache, json.dumps({"fetched": time.time(), "data": entries}).encode())
+            write_atomic(cache, json.dumps({"fetched": time.time(), "for": made_for,
+                                            "data": entries}).encode())
         except OSError:
             pass
     if args.json:

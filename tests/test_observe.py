@@ -295,6 +295,18 @@ class ListTest(GatewayTest):
         self.assertIn("llama-3.1-8b-instant", refreshed)
         self.assertEqual(refreshed["llama-3.3-70b-versatile"]["context_length"], 131072)
 
+    def test_the_cache_is_not_used_once_the_keys_change(self):
+        self.run_list()
+        del self.env["NVIDIA_API_KEY"]
+        rows = {e["id"]: e for e in json.loads(self.run_list("--json"))}
+        self.assertNotIn("google/gemma-3-27b-it", rows, "nvidia has no key any more")
+        self.assertEqual(rows["auto"]["providers"], ["groq"])
+        for name in [v for v in self.env if v.endswith("_API_KEY")]:
+            del self.env[name]
+        result = run_cli("list", env=self.env)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("no provider key is set", result.stderr)
+
 
 class DoctorTest(GatewayTest):
     def test_doctor_flags_a_bad_key_and_a_missing_cloudflare_account(self):
