@@ -1339,7 +1339,8 @@ class Router:
                                   ms=round((time.monotonic() - started) * 1000))
                 return route, key, model, answer
         if not attempts:
-            raise Exhausted(attempts, "no configured provider serves this model")
+            raise Exhausted(attempts, "no configured provider serves this model for this "
+                            "request")
         raise Exhausted(attempts, "every free provider and key is cooling or failed")
 
     def _judge(self, route, key, model, failure):
@@ -2104,7 +2105,12 @@ class Gateway:
         """The final answer when nothing could serve: 429 if waiting helps, else 503."""
         attempts = failure.attempts
         waits = [a.get("cooldown_s") for a in attempts]
-        if attempts and all(a["class"] in (RATE_LIMIT, QUOTA) for a in attempts):
+        if not attempts:  # nothing to try: asking again will not help
+            self.writer.event(req=rid, event="failed", status=404, message=str(failure))
+            return HTTPError(404, f"{failure}: a request with tools needs a model that can call "
+                             "tools, and one with images a vision model (GET /v1/models says "
+                             "which do)", code="model_not_found", param="model", attempts=[])
+        if all(a["class"] in (RATE_LIMIT, QUOTA) for a in attempts):
             retry = max(1, int(min(w for w in waits if w is not None) + 0.999)) \
                 if any(w is not None for w in waits) else 60
             hint = (f"Every free provider is rate-limited or out of quota; the soonest is back "

@@ -387,7 +387,8 @@ class ResponsesRoute(GatewayTest):
         self.assertEqual([t["function"]["name"] for t in asked.body["tools"]], ["shell"])
 
         nobody = self.post({"model": "gemma", "input": "x", "tools": [SHELL]})
-        self.assertGreaterEqual(nobody.status, 400, "every gemma is tool-less")
+        self.assertEqual(nobody.status, 404, "every gemma is tool-less")
+        self.assertEqual(nobody.json()["error"]["code"], "model_not_found")
         self.assertEqual((len(cloudflare.requests), len(openrouter.requests), groq.requests),
                          (1, 1, []))
 
