@@ -801,9 +801,10 @@ class Pool:
                 # A reset means the server's socket was closed with the request unread (a
                 # server that read it and hung up ends cleanly): only then may the request go
                 # once more, on a fresh connection. After a clean end, never send it twice.
-                unread = not isinstance(e, http.client.RemoteDisconnected) or _was_reset(sock)
+                retry = reused and (not isinstance(e, http.client.RemoteDisconnected)
+                                    or _was_reset(sock))
                 conn.close()
-                if reused and unread:
+                if retry:
                     conn, reused = None, False
                     continue
                 raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
@@ -2161,9 +2162,13 @@ class Gateway:
             return response
         try:
             body = response.read(1 * MiB)
+            whole = response.isclosed()
         except (OSError, http.client.HTTPException):
-            body = b""
-        self.pool.discard(response)
+            body, whole = b"", False
+        if whole:  # read to its end: the connection can serve the next attempt
+            self.pool.release(response)
+        else:
+            self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
     def _guard(self, response, seconds):

@@ -243,6 +243,17 @@ class TLSKeepAliveTest(GatewayTest):
         self.assertEqual(upstream.connections, 1,
                          "one TCP connection and one TLS handshake for 50 requests")
 
+    def test_a_rate_limited_answer_read_whole_keeps_its_connection_for_the_next_key(self):
+        upstream = fakes.FakeUpstream("groq", tls=True, ssl_context=tls_context()).start()
+        self.addCleanup(upstream.close)
+        upstream.on(fakes.error("groq", "rate_rpm"), key="gsk-a", times=None)
+        self.start_gateway(groq_env(upstream.url, FREERIDE_CA_BUNDLE=str(CERT),
+                                    GROQ_API_KEY='["gsk-a", "gsk-b"]'))
+        answer = self.chat(MODEL)
+        self.assertEqual(answer.status, 200, answer.body)
+        self.assertEqual([r.key for r in upstream.requests], ["gsk-a", "gsk-b"])
+        self.assertEqual(upstream.connections, 1, "the 429 and the failover shared a connection")
+
     def test_connections_opened_at_once_share_one_tls_context(self):
         upstream = fakes.FakeUpstream("groq", tls=True, ssl_context=tls_context()).start()
         self.addCleanup(upstream.close)
