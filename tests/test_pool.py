@@ -7,6 +7,7 @@ request twice to a server that read it, honours HTTPS_PROXY / HTTP_PROXY / NO_PR
 events and cooldowns complete while requests come in bursts.
 """
 import http.client
+import io
 import http.server
 import json
 import os
@@ -378,6 +379,37 @@ class BurstStateTest(GatewayTest):
                   for c in json.loads((self.home / "cooldown.json").read_text())["cooldowns"]}
         self.assertEqual(cooled, {(r.key, r.model) for r in limited},
                          "every (key, model) the upstream rate-limited is in cooldown.json")
+
+
+class ReadHeadersTest(unittest.TestCase):
+    """read_headers stands in for http.client.parse_headers (the email parser) on both sides."""
+    BLOCKS = (b"Host: 127.0.0.1:11343\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 12\r\nX-Twice: one\r\nx-twice: two\r\n\r\n",
+              b"Host: a\nContent-Length: 3\n\n",     # bare LF line ends
+              b"X-Folded: first\r\n  second\r\nHost: b\r\n\r\n",
+              b"\r\n")
+
+    def test_it_reads_what_the_email_parser_reads_and_leaves_the_body(self):
+        for block in self.BLOCKS:
+            for buffer_size in (8192, 1):  # the whole block buffered, or read line by line
+                with self.subTest(block=block, buffer_size=buffer_size):
+                    fp = io.BufferedReader(io.BytesIO(block + b"body"), buffer_size)
+                    ours = freeride.read_headers(fp)
+                    theirs = http.client.parse_headers(io.BufferedReader(io.BytesIO(block)))
+                    self.assertEqual(fp.read(), b"body")
+                    for name in ("host", "Content-Length", "X-TWICE", "missing"):
+                        self.assertEqual(ours.get(name), theirs.get(name), name)
+                        self.assertEqual(name in ours, name in theirs, name)
+                    self.assertEqual(ours.get_all("x-twice"), theirs.get_all("x-twice"))
+                    self.assertEqual(" ".join(ours.get("x-folded", "").split()),
+                                     " ".join(theirs.get("x-folded", "").split()))
+
+    def test_http_clients_limits_hold(self):
+        flood = b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n"
+        with self.assertRaises(http.client.HTTPException):
+            freeride.read_headers(io.BufferedReader(io.BytesIO(flood)))
+        with self.assertRaises(http.client.LineTooLong):
+            freeride.read_headers(io.BufferedReader(io.BytesIO(b"X: " + b"v" * 70000 + b"\r\n\r\n")))
 
 
 class DeadlinesTest(unittest.TestCase):
