@@ -1450,7 +1450,42 @@ class Server(ThreadingHTTPServer):
         self.gateway = gateway
         self.live = set()
         self.live_lock = threading.Lock()
+        self.stopping = False
+        self.stopped = threading.Event()
+        self.wakes, self.waker = socket.socketpair()  # first: a failed bind calls server_close
         super().__init__(address, handler)
+
+    def serve_forever(self, poll_interval=None):
+        """socketserver's loop, woken by shutdown() through a socket pair rather than polling
+        for it (as its own comment wishes): it stops at once, and sleeps while idle."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self.wakes, selectors.EVENT_READ)
+                while not self.stopping:
+                    ready = selector.select(poll_interval)
+                    if self.stopping:
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._handle_request_noblock()
+                    self.service_actions()
+        finally:
+            self.stopped.set()
+
+    def shutdown(self):
+        """Stop serve_forever (running in another thread) and wait until it has."""
+        self.stopping = True
+        if not self.stopped.is_set():  # a gateway may be closed twice
+            try:
+                self.waker.send(b"x")
+            except OSError:
+                pass
+            self.stopped.wait()
+
+    def server_close(self):
+        super().server_close()
+        self.wakes.close()
+        self.waker.close()
 
     def process_request(self, request, client_address):
         with self.live_lock:
@@ -2043,7 +2078,7 @@ class Gateway:
     def start(self):
         """Serve on a background thread (tests, and serve's main thread waits on signals)."""
         self.thread = threading.Thread(target=self.server.serve_forever, name="freeride-server",
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+                                       daemon=True)
         self.thread.start()
         return self
 
