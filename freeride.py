@@ -1276,11 +1276,12 @@ def cooldown_hint(headers, doc, text, now):
 
 
 def calendar_reset(kind, now):
-    """Seconds until the next 00:00 UTC ('day') or the first of next month ('month')."""
+    """Seconds until the next 00:00 UTC, for a daily cap ('day') and a monthly one ('month').
+
+    A monthly cap (HuggingFace's credits) resets on the 1st, but credits can be bought at any
+    time and the exact instant is not documented: it is probed again daily (providers.md).
+    """
     t = time.gmtime(now)
-    if kind == "month":
-        year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
-        return calendar.timegm((year, month, 1, 0, 0, 0)) - now
     return calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)) + 86400 - now
 
 
