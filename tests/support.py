@@ -128,6 +128,17 @@ class GatewayTest(unittest.TestCase):
         path = self.home / "events.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
+    def logged(self, *kinds, timeout=5):
+        """The events log rows of these kinds, once at least one is written (a bounded wait):
+        a stream's last row is logged just after its last byte, which the client may read
+        first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [row for row in self.events() if row.get("event") in kinds]
+            if rows or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.01)
+
     def keys_seen(self, provider):
         return [r.key for r in self.fakes[provider].requests if r.path.endswith("/completions")]
 

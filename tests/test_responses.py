@@ -2,7 +2,6 @@
 completions, answers and event streams translated back, and failover exactly as on chat
 completions."""
 import json
-import time
 import unittest
 
 import freeride
@@ -413,14 +412,8 @@ class ResponsesFailover(GatewayTest):
         return response, named_events(response.body)
 
     def outcomes(self):
-        """The outcome logged for each stream. The gateway logs it just after the stream's
-        last byte, so the client may read the end first: wait (briefly) for the row."""
-        deadline = time.monotonic() + 5
-        while True:
-            rows = [r["outcome"] for r in self.events() if r["event"] in ("complete", "interrupted")]
-            if rows or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.01)
+        """The outcome logged for each stream."""
+        return [r["outcome"] for r in self.logged("complete", "interrupted")]
 
     def test_a_429_before_the_first_content_is_invisible(self):
         self.openrouter.on(fakes.error("openrouter", "rate_minute"))

@@ -89,15 +89,6 @@ class StreamingTest(GatewayTest):
             return Stream([(time.monotonic(), response.read())], response.headers, response.status)
         return Stream(read_sse(response), response.headers, response.status)
 
-    def wait_for_event(self, kind, timeout=5):
-        """The events log rows named kind, once at least one was written (bounded wait)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = [row for row in self.events() if row.get("event") == kind]
-            if rows or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.02)
-
     def assertEndsWithErrorThenDone(self, stream):
         self.assertEqual(stream.raw[-1], b"data: [DONE]")
         last = stream.docs[-1]
@@ -305,7 +296,7 @@ class FailureAfterContent(StreamingTest):
         self.assertEqual(stream.text, "Hello")
         self.assertEndsWithErrorThenDone(stream)
         self.assertEqual(self.keys_seen("groq"), [], "no failover once content was sent")
-        interrupted = self.wait_for_event("interrupted")
+        interrupted = self.logged("interrupted")
         self.assertEqual([row["outcome"] for row in interrupted], ["cut"])
 
     def test_an_error_event_after_content_ends_with_an_error_event_and_done(self):
@@ -363,7 +354,7 @@ class ClientDisconnect(StreamingTest):
         stream = self.stream()
         self.assertEqual(stream.status, 200)
         self.assertEqual(stream.text, "Hello")
-        outcomes = [row.get("outcome") for row in self.wait_for_event("interrupted")]
+        outcomes = [row.get("outcome") for row in self.logged("interrupted")]
         self.assertEqual(outcomes, ["client closed"])
 
     def test_a_client_leaving_while_the_upstream_is_silent_closes_the_upstream_at_once(self):
@@ -404,7 +395,7 @@ class Usage(StreamingTest):
         self.start_gateway(openrouter="k1")
         stream = self.stream()
         self.assertEqual(stream.raw[-1], b"data: [DONE]")
-        complete = self.wait_for_event("complete")
+        complete = self.logged("complete")
         self.assertEqual(len(complete), 1)
         self.assertEqual((complete[0]["provider"], complete[0]["tokens"]), ("openrouter", 9))
         self.assertEqual(complete[0]["req"], stream.headers["X-FreeRide-Request-Id"])
