@@ -1473,7 +1473,6 @@ class SoakTest(Hardening):
                         self.fail(f"{path.name} line {i + 1} is not JSON: {line[:200]!r}")
         strict_json((self.home / "cooldown.json").read_bytes())
 
-
     def test_a_stream_sent_whole_is_complete_even_when_the_client_hangs_up_right_after(self):
         # Clients close the moment they read the last chunk. If the hang-up watcher sees that
         # before the relay has finished its bookkeeping, a delivered stream is logged as
@@ -1488,6 +1487,9 @@ class SoakTest(Hardening):
             data = conn.getresponse().read()
             conn.close()
             self.assertTrue(data.rstrip().endswith(b"data: [DONE]"), data[-300:])
+        # The last stream's row is logged just after its last byte: wait for all 150.
+        terminal = ("complete", "interrupted")
+        wait_until(lambda: sum(e["event"] in terminal for e in self.events()) >= 150, 5)
         outcomes = {}
         for e in self.events():
             if e["event"] in ("complete", "interrupted"):
