@@ -1447,9 +1447,11 @@ class SoakTest(Hardening):
         self.assertEqual(problems[:10], [], f"{len(problems)} problems")
         self.assertGreater(counts.get(200, 0), total // 2)
         # Threads stay bounded: client threads, one gateway thread per client connection, the
-        # fakes' threads for connections in use or pooled (16 per upstream), a few of our own.
+        # fakes' threads for connections in use (one per client at most) or pooled (at most
+        # Pool.MAX_IDLE per upstream, which error answers now keep too), a few of our own.
         peak = max((s[1] for s in samples), default=0)
-        self.assertLess(peak, threads_at_start + 3 * clients + 3 * 16 + 20)
+        self.assertLess(peak, threads_at_start + 3 * clients
+                        + len(rate_limit) * freeride.Pool.MAX_IDLE + 20)
         # Threads and memory stay flat: the second half of the run holds no more than the first.
         if LONG and first and half:
             early = max(s[1] for s in first)
