@@ -2448,7 +2448,8 @@ class Gateway:
 
         def send(route, key, used, timeout):
             payload = dict(request, model=used, encoding_format="float")
-            body, doc = self.read_answer(self.open(route, key, "/embeddings", payload, timeout), timeout)
+            body, doc = self.read_answer(self.open(route, key, "/embeddings", payload, timeout),
+                                         timeout)
             rows = doc.get("data")
             want = dimensions[(route.name, used)]
             if not isinstance(rows, list) or len(rows) != len(inputs) or not all(
