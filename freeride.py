@@ -1030,10 +1030,8 @@ def read_event(raw):
         return Event("comment", raw, doc)
     if name == b"error" or doc.get("error"):
         return Event("error", raw, doc)
-    for choice in doc.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and any(delta.get(f) for f in CONTENT_FIELDS):
-            return Event("content", raw, doc)
+    if carries(doc, CONTENT_FIELDS):
+        return Event("content", raw, doc)
     if doc.get("usage") and not doc.get("choices"):
         return Event("usage", raw, doc)
     return Event("chunk", raw, doc)
@@ -1041,6 +1039,15 @@ def read_event(raw):
 
 CONTENT_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content", "reasoning",
                   "refusal")
+
+
+def carries(doc, fields):
+    """True if a chunk's delta holds any of these fields."""
+    for choice in doc.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and any(delta.get(f) for f in fields):
+            return True
+    return False
 
 
 def stream_error(event, headers):
@@ -2478,10 +2485,11 @@ class Gateway:
     def models(self, handler):
         handler.reply_json(200, {"object": "list", "data": self.catalog.entries()})
 
-    def first_content(self, response, timeout):
+    def first_content(self, response, timeout, fields=CONTENT_FIELDS):
         """Read a stream until its first event with content; a failure before it raises.
 
-        Role-only chunks, keep-alive comments and empty events are held back, not counted.
+        Role-only chunks, keep-alive comments and empty events are held back, not counted;
+        so is a delta with none of `fields` (what the client's dialect shows).
         """
         events = sse_events(response)
         held = []
@@ -2493,7 +2501,8 @@ class Gateway:
                 if event.kind == "error":
                     raise stream_error(event, response.headers)
                 held.append(event)
-                if event.kind in ("content", "done"):
+                if event.kind == "done" or (event.kind == "content" and (
+                        fields is CONTENT_FIELDS or carries(event.doc, fields))):
                     _set_timeout(response, self.config.idle_timeout)
                     return response, held, events
                 if time.monotonic() > limit:
@@ -2528,7 +2537,7 @@ class Gateway:
                 payload["stream_options"] = dict(options if isinstance(options, dict) else {},
                                                  include_usage=True)
             return self.first_content(self.open(route, key, "/chat/completions", payload,
-                                                timeout), timeout)
+                                                timeout), timeout, encoder.shown)
 
         route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline)
         usage, outcome = {}, "complete"
@@ -2666,6 +2675,7 @@ def _has_images(messages):
 
 class ChatEncoder:
     """Chat completions: the upstream's own events, passed through byte for byte."""
+    shown = CONTENT_FIELDS  # the delta fields the client sees (reasoning included)
 
     def __init__(self, wants_usage):
         self.wants_usage = wants_usage
@@ -2764,6 +2774,7 @@ class BlockEncoder:
     interface.
     """
     call_prefix = "call_"
+    shown = ("content", "tool_calls")  # reasoning is not rendered: it is not content here
 
     def __init__(self, input_estimate):
         self.input_estimate = input_estimate

@@ -506,6 +506,22 @@ class MessagesFailover(GatewayTest):
         self.assertEqual(len(self.openrouter.requests), 1)
         self.assertEqual([r["class"] for r in self.cooldown_file()], ["RATE_LIMIT"])
 
+    def test_reasoning_the_client_never_sees_does_not_pin_the_stream(self):
+        # Thinking deltas are dropped on this route, so a cut right after them has shown the
+        # client nothing: it fails over unseen (on chat completions they are relayed, so
+        # there the same cut ends the stream with an error event).
+        reply = delta_stream({"reasoning_content": "hmm"}, {"reasoning_content": "..."},
+                             {"content": "never"})
+        reply.cut_after = 3  # role, and the two reasoning deltas
+        self.openrouter.on(reply)
+        self.start_gateway(openrouter="or-1", groq="gsk-1")
+        response, events = self.stream()
+        self.assertEqual(response.headers["X-FreeRide-Provider"], "groq")
+        self.assertNotIn("error", names(events))
+        text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+        self.assertEqual(text, "from groq")
+        self.assertEqual(len(self.openrouter.requests), 1)
+
     def test_a_plain_request_fails_over_too(self):
         self.openrouter.on(fakes.error("openrouter", "daily_cap"))
         self.groq.default(fakes.chat_ok("served by groq"))
