@@ -43,6 +43,7 @@ import ipaddress
 import itertools
 import json
 import os
+import random
 import re
 import select
 import selectors
@@ -293,6 +294,7 @@ class Cooldowns:
         self.path = path
         self.writer = writer
         self.lock = threading.Lock()
+        self.strikes = {}  # (provider, key, model) -> (last upstream wait, when it ended)
         self.table = {}
         self.table.update(self._read())
         for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
@@ -331,6 +333,27 @@ class Cooldowns:
             if old is None or old.until < entry.until:
                 self.table[(provider, key, model)] = entry
         self.writer.flush_soon(self.flush)
+
+    def backoff(self, provider, key, model, seconds, now=None):
+        """How long an upstream failure cools: `seconds` the first time, doubled (up to
+        UPSTREAM's cap) when it fails again within twice its last wait after that wait
+        ended, with +-10 % jitter so that gateways do not come back in step (providers.md)."""
+        now = time.time() if now is None else now
+        with self.lock:
+            last = self.strikes.get((provider, key, model))
+            if last is not None and now - last[1] < 2 * last[0]:
+                seconds = min(last[0] * 2, MAX_COOLDOWN[UPSTREAM])
+            if len(self.strikes) > 10000:
+                self.strikes.clear()
+            self.strikes[(provider, key, model)] = (seconds, now + seconds)
+        return seconds * random.uniform(0.9, 1.1)
+
+    def recovered(self, provider, key, model):
+        """A success: the next upstream failure of this model starts from the short wait."""
+        if self.strikes:
+            with self.lock:
+                self.strikes.pop((provider, "*", model), None)
+                self.strikes.pop((provider, key, model), None)
 
     def lookup(self, provider, key, model):
         """The longest cooldown that stops this key from serving this model, or None."""
@@ -1394,6 +1417,7 @@ class Router:
                     if verdict.cls in (RATE_LIMIT, QUOTA, AUTH) and verdict.scope != MODEL:
                         continue
                     break
+                self.cooldowns.recovered(route.name, key.id, model)
                 self.writer.event(req=rid, event="result", ok=True, provider=route.name,
                                   key=key.index, model=model,
                                   ms=round((time.monotonic() - started) * 1000))
@@ -1410,6 +1434,9 @@ class Router:
         if verdict.cls in (CLIENT, CONTEXT):
             return verdict
         scope = {KEY: (key.id, "*"), KEY_MODEL: (key.id, model), MODEL: ("*", model)}[verdict.scope]
+        if verdict.cls == UPSTREAM:
+            verdict = verdict._replace(
+                seconds=self.cooldowns.backoff(route.name, *scope, verdict.seconds))
         self.cooldowns.cool(route.name, scope[0], scope[1], verdict.seconds, verdict.cls,
                             verdict.message[:200])
         return verdict

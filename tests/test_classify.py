@@ -1,10 +1,13 @@
 """The failure classifier, fed each provider's recorded answers (tests/fakes.py, taken from
 shared/providers.md): class, cooldown scope and cooldown length for every case."""
 import calendar
+import shutil
+import tempfile
 import email.utils
 import http.client
 import time
 import unittest
+from pathlib import Path
 
 import freeride
 import providers
@@ -189,6 +192,38 @@ class CapFloorTest(unittest.TestCase):
                                                         retry_after=17), NOW)
         self.assertEqual(verdict.cls, RATE_LIMIT)
         self.assertLess(verdict.seconds, 60)
+
+
+class UpstreamBackoffTest(unittest.TestCase):
+    """An upstream that keeps failing is left alone longer each time (providers.md, rule 5)."""
+
+    def setUp(self):
+        home = Path(tempfile.mkdtemp(prefix="freeride-test-"))
+        self.addCleanup(shutil.rmtree, home, True)
+        self.cooldowns = freeride.Cooldowns(home / "cooldown.json", None)
+        self.now = NOW
+
+    def waits(self, times, base=15, gap=1.0):
+        """The waits of `times` failures, each `gap` seconds after the previous wait ended."""
+        out = []
+        for _ in range(times):
+            wait = self.cooldowns.backoff("groq", "*", "m", base, now=self.now)
+            out.append(wait)
+            self.now += wait + gap
+        return out
+
+    def test_repeated_failures_double_the_wait_up_to_the_cap_with_jitter(self):
+        for wait, nominal in zip(self.waits(7), (15, 30, 60, 120, 240, 300, 300)):
+            self.assertGreaterEqual(wait, nominal * 0.9)
+            self.assertLessEqual(wait, nominal * 1.1)
+
+    def test_a_success_or_a_long_quiet_spell_starts_again_from_the_short_wait(self):
+        self.waits(3)
+        self.cooldowns.recovered("groq", "key-id", "m")
+        self.assertLessEqual(self.waits(1)[0], 15 * 1.1)
+        self.waits(3)
+        self.now += 10_000
+        self.assertLessEqual(self.waits(1)[0], 15 * 1.1)
 
 
 class ResolveTest(unittest.TestCase):
