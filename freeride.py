@@ -1612,18 +1612,25 @@ class Hangups:
             for key, _ in ready:
                 if key.data is None:  # the waker: close() was called
                     continue
-                self.forget(key.fileobj)
-                try:
-                    gone = key.fileobj.recv(1, socket.MSG_PEEK) == b""
-                except OSError:
-                    gone = True
-                if gone:  # EOF from the client (bytes would be a pipelined request: keep going)
-                    upstream, hung_up = key.data
-                    hung_up.set()
+                # Under the lock, and only while the stream still has the client watched: once
+                # forget() has returned, its upstream connection may already serve another
+                # request, and shutting it down would cut that one.
+                with self.lock:
                     try:
-                        upstream.shutdown(socket.SHUT_RDWR)
+                        self.selector.unregister(key.fileobj)
+                    except (KeyError, ValueError, OSError):
+                        continue  # forgotten meanwhile: the stream ended first
+                    try:
+                        gone = key.fileobj.recv(1, socket.MSG_PEEK) == b""
                     except OSError:
-                        pass
+                        gone = True
+                    if gone:  # EOF from the client (bytes: a pipelined request, keep going)
+                        upstream, hung_up = key.data
+                        hung_up.set()
+                        try:
+                            upstream.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
 
 
 class Deadline:
