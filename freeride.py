@@ -900,7 +900,8 @@ class Pool:
         scheme, host, port, _ = target
         lines = [f"{method} {path} HTTP/1.1"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        if any(c in line for line in lines for c in "\r\n\0") or " " in path:
+        given = "".join(lines)
+        if "\r" in given or "\n" in given or "\0" in given or " " in path:
             raise UpstreamFailure(0, reason="cannot send the request: a line break, NUL or "
                                   "space in its URL or in a header value")
         try:
