@@ -1,10 +1,33 @@
 """OpenRouter: one key reaches many free models (`:free` ids and the `openrouter/free` router).
 
-Free use is capped account-wide: about 20 requests a minute and 50 (or 1000) a day, reset at
-00:00 UTC. Errors use the OpenAI envelope with the status repeated in `error.code`.
+Facts (as of 2026-12-06; the live catalog overrules the list below):
+* Free use is capped account-wide across every `:free` model: 20 requests a minute and 50 a
+  day, 1,000 a day once $10 of credits were bought; the day is UTC
+  [openrouter.ai/docs/guides/routing/model-variants/free; shared/providers.md section 13].
+* Free ids named on 2026-10-05: qwen/qwen3.8-27b:free (262K, text+image+video),
+  nvidia/nemotron-3-super-120b-a12b:free (262K), nvidia/nemotron-3-ultra-550b-a55b:free (1M),
+  google/gemma-4-31b-it:free and google/gemma-4-26b-a4b-it:free (262K, text+image),
+  cohere/north-mini-code:free (256K), poolside/laguna-s-2.1:free (262K),
+  nvidia/nemotron-3.5-lightning:free (1M) and others [mnfst/awesome-free-llm-apis data.json,
+  lastUpdated 2026-10-05]. On 2026-09-08 the catalog held 16 `:free` ids;
+  google/gemma-4-31b-it:free answered 429 "temporarily rate-limited upstream"
+  (`upstream_provider_shared_pool`) and cohere/north-mini-code:free answered 200
+  [orbi-build/orbi#560].
+* Gone: openai/gpt-oss-20b:free (withdrawn by 2026-08-22) [brcampidelli/chimera-agent PR #175];
+  no source from 2026-09 on names meta-llama/llama-3.3-70b-instruct:free, qwen/qwen3-coder:free
+  or openai/gpt-oss-120b:free, so they are left to the live catalog.
+* Embeddings: POST /embeddings (OpenAI shape). nvidia/llama-nemotron-embed-vl-1b-v2:free is
+  free, 2048 dimensions; its model page shows POST https://openrouter.ai/api/v1/embeddings and
+  public clients call it there [openrouter.ai/nvidia/llama-nemotron-embed-vl-1b-v2:free/api, a
+  page copy; shared/providers.md section 12]. Embedding rows say
+  `"output_modalities": ["embeddings"]` [openrouter.ai/api/v1/embeddings/models, a copy that
+  lists a model created 2026-07-16]. Not verified here: that this id is still free today.
+* Errors use the OpenAI envelope with the status repeated in `error.code`; a 429 carries
+  X-RateLimit-Reset in epoch milliseconds, also inside `error.metadata.headers`
+  [openrouter.ai/docs/api/reference/errors-and-debugging; shared/providers.md section 1].
 """
-from providers import (_context_of, AUTH, CLIENT, CONTEXT, KEY, MODEL, MODEL_NOT_FOUND, QUOTA, RATE_LIMIT,
-                       UPSTREAM, Model, Provider, Rule)
+from providers import (AUTH, CLIENT, CONTEXT, KEY, MODEL, MODEL_NOT_FOUND, PRICE, QUOTA,
+                       RATE_LIMIT, UPSTREAM, Model, Provider, Rule)
 
 
 class OpenRouter(Provider):
@@ -13,23 +36,25 @@ class OpenRouter(Provider):
     base_url = "https://openrouter.ai/api/v1"
     key_vars = ("OPENROUTER_API_KEY",)
     signup = "https://openrouter.ai/keys"
+    models_override_var = "OPENROUTER_FREE_MODELS_OVERRIDE"
+    # The router first (it picks a free model that can serve the request), then the free
+    # models a coding agent wants most (awesome-free-llm-apis, 2026-10-05).
     models = (
         Model("openrouter/free", 131072, tools=True, vision=True),
-        Model("meta-llama/llama-3.3-70b-instruct:free", 131072),
-        Model("openai/gpt-oss-120b:free", 131072),
-        Model("openai/gpt-oss-20b:free", 131072),
-        Model("qwen/qwen3-coder:free", 262144),
-        Model("google/gemma-3-27b-it:free", 131072, tools=False, vision=True),
-        Model("deepseek/deepseek-chat-v3-0324:free", 163840),
+        Model("qwen/qwen3.8-27b:free", 262144, vision=True),
+        Model("nvidia/nemotron-3-super-120b-a12b:free", 262144),
+        Model("nvidia/nemotron-3-ultra-550b-a55b:free", 1048576),
+        Model("google/gemma-4-31b-it:free", 262144, vision=True),
+        Model("cohere/north-mini-code:free", 256000),
+        Model("poolside/laguna-s-2.1:free", 262144),
+        Model("google/gemma-4-26b-a4b-it:free", 262144, vision=True),
+        Model("nvidia/nemotron-3.5-lightning:free", 1048576),
     )
     families = {
-        "llama-3.3-70b": "meta-llama/llama-3.3-70b-instruct:free",
-        "gpt-oss-120b": "openai/gpt-oss-120b:free",
-        "gpt-oss-20b": "openai/gpt-oss-20b:free",
-        "qwen-coder": "qwen/qwen3-coder:free",
-        "gemma": "google/gemma-3-27b-it:free",
-        "deepseek": "deepseek/deepseek-chat-v3-0324:free",
+        "gemma": "google/gemma-4-31b-it:free",
     }
+    embedding_models = {"nvidia/llama-nemotron-embed-vl-1b-v2:free": 2048}
+    free = PRICE
     rules = (
         Rule(QUOTA, (429,), r"free-models-per-day|openrouter_free_tier_daily", reset="day"),
         Rule(RATE_LIMIT, (429,), r"free-models-per-min"),
@@ -50,20 +75,9 @@ class OpenRouter(Provider):
         return model in self.model_ids or model.endswith(":free")
 
     def catalog(self, doc):
-        """Free models only: a `:free` id, or both prices the string "0"."""
-        out = [self.models[0]]
-        for row in doc.get("data") or () if isinstance(doc, dict) else ():
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                continue
-            pricing = row.get("pricing") if isinstance(row.get("pricing"), dict) else {}
-            free = row["id"].endswith(":free") or (
-                str(pricing.get("prompt")) == "0" and str(pricing.get("completion")) == "0")
-            if free and row["id"] != "openrouter/free":
-                arch = row.get("architecture") if isinstance(row.get("architecture"), dict) else {}
-                out.append(Model(row["id"], _context_of(row),
-                                 tools="tools" in (row.get("supported_parameters") or ()),
-                                 vision="image" in (arch.get("input_modalities") or ())))
-        return out
+        """The router first, listed or not, then the free chat models (none: nothing)."""
+        router, found = self.models[0], super().catalog(doc)
+        return [router] + [m for m in found if m.id != router.id] if found else []
 
     def key_check_url(self, account=""):
         return self.url("/key")
