@@ -12,12 +12,17 @@ Three layers, in the order a test meets them:
 * ``Reply`` is one scripted answer: a plain body or a list of SSE events, plus timing
   faults (slow first byte, slow events, a cut connection, a stalled stream, a hung request).
 * Builders make real-shaped replies: ``chat_ok``, ``chat_stream``, ``embeddings_ok``,
-  ``models_ok``, ``error(provider, case)`` (cases listed in ``ERROR_CASES``) and
-  ``stream_error_event``.
+  ``models_ok``, ``error(provider, case)`` (cases listed in ``ERROR_CASES`` and
+  ``recorded_cases``) and ``stream_error_event``.
 * ``FakeUpstream`` is a ThreadingHTTPServer on 127.0.0.1 that matches each request against
   the rules added with ``on()`` (bearer key, model, path), falls back to a default answer,
   and records every request first. ``close()`` wakes every hung or stalled handler, so a
   test never waits on a fake.
+
+Every provider in ``providers.REGISTRY`` has a fake. The five first ones (``HAND_WRITTEN``)
+have the hand-written builders below; every provider, those five included, also replays the
+answers recorded in its fixture file, tests/fixtures/providers/<name>.json (``fixture``), and a
+provider without builders answers GET /models with the catalog recorded there.
 
 Standard library only, Python 3.10+.
 """
@@ -33,8 +38,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
-PROVIDERS = ("openrouter", "groq", "nvidia", "cloudflare", "huggingface")
+import providers
+
+PROVIDERS = tuple(providers.REGISTRY)  # every provider has a fake
+HAND_WRITTEN = ("openrouter", "groq", "nvidia", "cloudflare", "huggingface")  # builders below
+FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "providers"
 POLL_SECONDS = 0.01         # how often a waiting handler looks at its client and at close()
 HANG_LIMIT_SECONDS = 300.0  # a forgotten hang or stall still ends on its own
 JOIN_SECONDS = 2.0          # close() waits this long, in total, for handler threads
@@ -88,7 +99,10 @@ class Reply:
 
 # ----------------------------------------------------------------------------- success bodies
 
-DEFAULT_MODELS = {
+# What the hand-written fakes list in GET /models besides their module's own models (see
+# default_model_ids): a paid model (OpenRouter), an id the module does not use and an
+# embedding model (Cloudflare).
+LISTED_TOO = {
     "openrouter": ["meta-llama/llama-3.3-70b-instruct:free", "openrouter/free", "openai/gpt-4o-mini"],
     "groq": ["llama-3.1-8b-instant", "llama-3.3-70b-versatile"],
     "nvidia": ["meta/llama-3.1-8b-instruct", "meta/llama-3.3-70b-instruct"],
@@ -214,6 +228,9 @@ def _model_entry(provider, model_id):
                 "providers": [{"provider": "groq", "status": "live", "context_length": 131072,
                                "pricing": {"input": 0.05, "output": 0.08}, "supports_tools": True,
                                "supports_structured_output": False, "is_model_author": False}]}
+    if provider != "cloudflare":  # the plain OpenAI entry every other provider answers
+        return {"id": model_id, "object": "model", "created": created,
+                "owned_by": model_id.split("/")[0] if "/" in model_id else provider}
     embedding = "bge" in model_id or "embed" in model_id
     task = ("Text Embeddings", "Feature extraction models transform text into vectors.") if embedding \
         else ("Text Generation", "Family of generative text models.")
@@ -246,6 +263,90 @@ def models_ok(provider, ids):
                            "result_info": {"count": len(data), "page": 1, "per_page": 100,
                                            "total_count": len(data)}})
     return Reply(body={"object": "list", "data": data})
+
+
+def _as_listed(provider, model):
+    """A ``models_ok`` item for a module's Model that states the module's own context window
+    (and for OpenRouter, whose catalog says so, its tool and image support), so that the live
+    catalog does not contradict the module."""
+    item, context = {"id": model.id}, model.context
+    if provider == "openrouter":
+        entry = _model_entry(provider, model.id)
+        if context:
+            item["context_length"] = context
+            item["top_provider"] = dict(entry["top_provider"], context_length=context)
+        item["architecture"] = dict(entry["architecture"], input_modalities=["text", "image"]
+                                    if model.vision else ["text"])
+        item["supported_parameters"] = [name for name in entry["supported_parameters"]
+                                         if model.tools or name not in ("tools", "tool_choice")]
+    elif context and provider == "groq":
+        item["context_window"] = context
+    elif context and provider == "huggingface":
+        [route] = _model_entry(provider, model.id)["providers"]
+        item["providers"] = [dict(route, context_length=context)]
+    elif context and provider == "cloudflare":
+        item["properties"] = [{"property_id": "context_window", "value": str(context)}]
+    return item
+
+
+def default_model_ids(provider):
+    """What a hand-written fake lists in GET /models: the ``LISTED_TOO`` ids, then every model
+    of the provider's module not already there (read from the module at each call, so the
+    gateway's live-catalog filter keeps whatever the module lists), as ``models_ok`` items."""
+    listed = list(LISTED_TOO[provider])
+    listed += [_as_listed(provider, model) for model in providers.REGISTRY[provider].models
+               if model.id not in LISTED_TOO[provider]]
+    return listed
+
+
+def models_reply(provider):
+    """The fake's default GET /models answer: ``models_ok`` of ``default_model_ids`` for a
+    hand-written provider; for the others the catalog answer recorded in the fixture file
+    (without one yet, an OpenAI model list of the module's models)."""
+    if provider in HAND_WRITTEN:
+        return models_ok(provider, default_model_ids(provider))
+    try:
+        return Reply(body=fixture(provider)["catalog"]["answer"])
+    except (FileNotFoundError, KeyError, TypeError):
+        return models_ok(provider, [model.id for model in providers.REGISTRY[provider].models])
+
+
+# ----------------------------------------------------------------------------- recorded answers
+
+def fixture(provider):
+    """The recorded answers of ``provider``, parsed from tests/fixtures/providers/<name>.json
+    (a fresh copy each call; the format is in CONTRIBUTING.md). FileNotFoundError when the
+    provider has none yet, ValueError when it is not valid JSON."""
+    return json.loads((FIXTURE_DIR / f"{provider}.json").read_text(encoding="utf-8"))
+
+
+def recorded_cases(provider):
+    """The error cases recorded in ``provider``'s fixture file (none without one)."""
+    try:
+        return tuple(fixture(provider).get("errors") or ())
+    except FileNotFoundError:
+        return ()
+
+
+def _recorded_error(provider, case, kw):
+    """A recorded error answer replayed as it is: status, headers, body (JSON unless a string)."""
+    try:
+        recorded = fixture(provider).get("errors") or {}
+    except FileNotFoundError:
+        recorded = {}
+    if case not in recorded:
+        known = ERROR_CASES[provider] + tuple(recorded)
+        raise ValueError(f"unknown {provider} error case {case!r}; known: {known}")
+    unusable = set(kw) - {"status", "headers"}
+    if unusable:
+        raise TypeError(f"the recorded {provider} case {case!r} takes only status and headers, "
+                        f"not {sorted(unusable)}")
+    answer = recorded[case]
+    body, headers = answer.get("body", ""), dict(answer.get("headers") or {})
+    if not isinstance(body, (str, dict, list)):  # a JSON number, true or null, sent as JSON
+        body = json.dumps(body)
+        headers.setdefault("Content-Type", "application/json")
+    return Reply(answer["status"], headers, body)
 
 
 # ----------------------------------------------------------------------------- failure bodies
@@ -510,7 +611,8 @@ _HOSTS = {"openrouter": "openrouter.ai", "groq": "api.groq.com", "nvidia": "inte
 
 def _edge_page(provider, status, title):
     """The HTML page a Cloudflare edge sends when the origin fails (not JSON at all)."""
-    ray, host = uuid.uuid4().hex[:16], _HOSTS[provider]
+    ray = uuid.uuid4().hex[:16]
+    host = _HOSTS.get(provider) or urlsplit(providers.REGISTRY[provider].base_url).hostname
     page = (f'<!DOCTYPE html>\n<html lang="en-US">\n<head><title>{host} | {status}: {title}</title>'
             f'<meta charset="UTF-8" /></head>\n<body><div id="cf-wrapper"><div id="cf-error-details">\n'
             f'<h1><span class="cf-error-type">Error</span> <span class="cf-error-code">{status}</span></h1>\n'
@@ -535,31 +637,35 @@ _ANY_PROVIDER_ERRORS = {
 }
 _PROVIDER_ERRORS = {"openrouter": _OPENROUTER_ERRORS, "groq": _GROQ_ERRORS, "nvidia": _NVIDIA_ERRORS,
                     "cloudflare": _CLOUDFLARE_ERRORS, "huggingface": _HUGGINGFACE_ERRORS}
-ERROR_CASES = {provider: tuple(cases) + tuple(_ANY_PROVIDER_ERRORS) for provider, cases in _PROVIDER_ERRORS.items()}
+# The cases with builders, for every provider: its own (hand-written ones) and the edge pages
+# and broken 200s any provider can send. recorded_cases(provider) lists the others error() knows.
+ERROR_CASES = {provider: tuple(_PROVIDER_ERRORS.get(provider, ())) + tuple(_ANY_PROVIDER_ERRORS)
+               for provider in PROVIDERS}
 ERROR_OPTIONS = frozenset({"model", "message", "retry_after", "reset_ms", "limit", "reset_requests",
                            "reset_tokens", "account_id", "envelope", "user_id", "status", "headers"})
 
 
 def error(provider, case, **kw):
-    """A real-shaped failure of ``provider`` (see ``ERROR_CASES``), from shared/providers.md.
+    """A real-shaped failure of ``provider`` (see ``ERROR_CASES``), from shared/providers.md,
+    or else the one recorded under ``case`` in its fixture file (``recorded_cases``).
 
     Options (each case reads the ones that apply): model, message, retry_after (seconds),
     reset_ms (epoch ms), limit, reset_requests / reset_tokens (Go durations), account_id,
     envelope ("plain" or "openai", HuggingFace), user_id; status and headers override the
-    result on any case.
+    result on any case, and are the only options a recorded case takes.
     """
     unknown = set(kw) - ERROR_OPTIONS
     if unknown:
         raise TypeError(f"error() got unknown options {sorted(unknown)}; known: {sorted(ERROR_OPTIONS)}")
-    if provider not in _PROVIDER_ERRORS:
+    if provider not in providers.REGISTRY:
         raise ValueError(f"unknown provider {provider!r}; known: {PROVIDERS}")
     options = _Options(kw)
     if case in _ANY_PROVIDER_ERRORS:
         reply = _ANY_PROVIDER_ERRORS[case](provider, options)
-    elif case in _PROVIDER_ERRORS[provider]:
+    elif case in _PROVIDER_ERRORS.get(provider, ()):
         reply = _PROVIDER_ERRORS[provider][case](options)
     else:
-        raise ValueError(f"unknown {provider} error case {case!r}; known: {ERROR_CASES[provider]}")
+        reply = _recorded_error(provider, case, kw)
     reply.status = kw.get("status", reply.status)
     reply.headers.update(kw.get("headers") or {})
     return reply
@@ -605,9 +711,13 @@ class _Rule:
     times: int | None
 
     def matches(self, request):
+        # A rule with no path scripts the calls a request makes (POST), not the catalog the
+        # gateway fetches in the background at start (GET): a test scripts that by its path.
+        path = request.path.split("?", 1)[0]
         return ((self.key is None or self.key == request.key)
                 and (self.model is None or self.model == request.model)
-                and (self.path is None or request.path.split("?", 1)[0].endswith(self.path)))
+                and (path.endswith(self.path) if self.path is not None
+                     else request.method != "GET"))
 
 
 def _ambient_headers(provider, status):
@@ -806,11 +916,15 @@ class FakeUpstream:
     """
 
     def __init__(self, provider="openrouter", tls=False, ssl_context=None):
-        if provider not in PROVIDERS:
+        if provider not in providers.REGISTRY:
             raise ValueError(f"unknown provider {provider!r}; known: {PROVIDERS}")
         if tls and ssl_context is None:
             raise ValueError("tls=True needs ssl_context=<server-side ssl.SSLContext with a certificate>")
         self.provider, self.ssl_context = provider, ssl_context
+        # The last segment of the provider's catalog URL, for one not ending in /models
+        # (a local server's native list): GET requests ending so get the model list too.
+        catalog_path = urlsplit(providers.REGISTRY[provider]().catalog_url("fake-account")).path
+        self._catalog_tail = "/" + catalog_path.rstrip("/").rsplit("/", 1)[-1]
         self.url = self.origin = None
         self.requests, self.connections = [], 0
         self.disconnected = threading.Event()
@@ -906,7 +1020,10 @@ class FakeUpstream:
 
     def _reply_for(self, request):
         with self._lock:
-            chosen = self._default or self._default_reply
+            # default() scripts the calls requests make; a catalog GET not scripted by a rule
+            # gets the provider's own model list.
+            chosen = self._default if self._default and request.method != "GET" \
+                else self._default_reply
             for rule in self._rules:
                 if rule.matches(request):
                     chosen = rule.reply
@@ -921,8 +1038,8 @@ class FakeUpstream:
         """Success in this provider's shape: chat (streamed if asked), embeddings, or the model list."""
         path = request.path.split("?", 1)[0].rstrip("/")
         body = request.body if isinstance(request.body, dict) else {}
-        if request.method == "GET" and path.endswith(("/models", "/models/search")):
-            return models_ok(self.provider, DEFAULT_MODELS[self.provider])
+        if request.method == "GET" and path.endswith(("/models", "/models/search", self._catalog_tail)):
+            return models_reply(self.provider)
         if path.endswith("/embeddings"):
             inputs = body.get("input")
             batch = isinstance(inputs, list) and inputs and not isinstance(inputs[0], int)
