@@ -109,19 +109,64 @@ def parse_list(var, value):
     return list(dict.fromkeys(i.strip() for i in items))
 
 
+class Offer(NamedTuple):
+    """What a provider serves right now: its models in walk order (the module's preferred
+    ones the live catalog confirms, then the catalog's other free models), `live` once a
+    catalog is known, `gone`: the module's models the catalog no longer lists, and its
+    embedding models ({id: dimension}, 0 unknown)."""
+    models: tuple
+    ids: frozenset
+    live: bool = False
+    gone: tuple = ()
+    embeddings: dict = {}
+
+
 class Route:
-    """A configured provider: its Provider object and its keys, taken in turn."""
+    """A configured provider: its Provider object, its keys (taken in turn), what it offers
+    now (swapped whole by the catalogs, so readers need no lock) and, for providers that
+    take one request at a time per key, the keys in use."""
 
     def __init__(self, provider, keys):
         self.provider = provider
         self.name = provider.name
         self.keys = keys
         self._turn = itertools.count()
+        self.offer = Offer(tuple(provider.models), frozenset(m.id for m in provider.models),
+                           embeddings=dict(provider.embedding_models))
+        self.available = not provider.local_server  # a local server: once a probe finds it
+        self.busy = {}  # key id -> requests in flight (provider.concurrency > 0 only)
+        self.lock = threading.Lock()
 
     def keys_in_turn(self):
         """All keys, starting one further each call, so load spreads round-robin."""
         start = next(self._turn) % len(self.keys)
         return self.keys[start:] + self.keys[:start]
+
+    def serves(self, model):
+        """True if this provider answers `model` by that exact name now (its live catalog,
+        or before one is known, what its module accepts)."""
+        offer = self.offer
+        return model in offer.ids or (not offer.live and self.provider.serves(model))
+
+    def info(self, model_id):
+        return next((m for m in self.offer.models if m.id == model_id), None) \
+            or self.provider.model_info(model_id)
+
+    def take(self, key):
+        """A slot for one request on key (always, without a concurrency limit)."""
+        limit = self.provider.concurrency
+        if not limit:
+            return True
+        with self.lock:
+            if self.busy.get(key.id, 0) >= limit:
+                return False
+            self.busy[key.id] = self.busy.get(key.id, 0) + 1
+            return True
+
+    def give(self, key):
+        if self.provider.concurrency:
+            with self.lock:
+                self.busy[key.id] = max(0, self.busy.get(key.id, 0) - 1)
 
 
 class Config:
@@ -145,12 +190,15 @@ class Config:
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
         self.client_timeout = self._number(env, "FREERIDE_CLIENT_TIMEOUT", 60.0)
         self.claude_model = env.get("FREERIDE_CLAUDE_MODEL", "").strip()
+        self.catalog_ttl = self._number(env, "FREERIDE_CATALOG_TTL", 4 * 3600.0)
+        self.live_catalogs = _flag(env, "FREERIDE_CATALOGS", True)
+        self.local_probe = self._number(env, "FREERIDE_LOCAL_PROBE", 60.0)
         self.demo = demo
         # unconfigured: (provider, what to set); half_configured: providers set up halfway
         self.routes, self.unconfigured, self.half_configured = self._routes(env, demo)
         self.telemetry_url = env.get("FREERIDE_TELEMETRY_URL", "").strip()
         self.telemetry_interval = self._number(env, "FREERIDE_TELEMETRY_INTERVAL", 3600.0)
-        secrets_ = sorted({k.secret for r in self.routes for k in r.keys} | {self.api_key} - {""},
+        secrets_ = sorted(({k.secret for r in self.routes for k in r.keys} | {self.api_key}) - {""},
                           key=len, reverse=True)
         self._secret_pattern = re.compile("|".join(map(re.escape, secrets_))) if secrets_ else None
 
@@ -179,6 +227,8 @@ class Config:
             if name not in providers.REGISTRY:
                 raise ConfigError(f"FREERIDE_PROVIDERS names an unknown provider {name!r} "
                                   f"(known: {', '.join(providers.REGISTRY)})")
+        keyless = _flag(env, "FREERIDE_KEYLESS", False)
+        local = _flag(env, "FREERIDE_LOCAL", True)
         routes, unconfigured, half = [], [], set()
         for name in names or list(providers.REGISTRY):
             cls = providers.REGISTRY[name]
@@ -186,12 +236,25 @@ class Config:
             extra = [m.strip() for m in env.get(cls.models_override_var, "").split(",") if m.strip()] \
                 if cls.models_override_var else []
             provider = cls(base_url or None, extra)
-            secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))]
+            anonymous = [Key(name, 0, "", "", key_id(name, ""))]
+            if cls.local_server:
+                if local:
+                    routes.append(Route(provider, anonymous))
+                continue
+            secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))] \
+                if cls.send_key else []
             for var in cls.key_vars:
                 for secret in parse_list(var, env.get(var)):
                     if not all(33 <= ord(c) < 127 for c in secret):
                         raise ConfigError(f"{var} holds a key with a space, line break or "
                                           "non-ASCII character; paste the key again")
+            if cls.keyless and not secrets_:
+                if keyless or name in names:
+                    routes.append(Route(provider, anonymous))
+                else:
+                    unconfigured.append((name, "keyless, off: FREERIDE_KEYLESS=1 turns it on"
+                                         + (f" (or set {cls.key_vars[0]})" if cls.key_vars else "")))
+                continue
             accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
             if not secrets_:
                 if accounts:
@@ -227,6 +290,11 @@ class Config:
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+
+def _flag(env, var, default):
+    value = env.get(var, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
 
 
 def is_loopback(host):
@@ -625,6 +693,242 @@ class Stats:
         for provider, n in sorted(cooling.items()):
             out.append(f"freeride_cooling_keys{label(provider=provider)} {n}\n")
         return "".join(out)
+
+
+class Catalogs:
+    """Each provider's live free models, so that routing follows what is served today.
+
+    A background thread fetches every catalog at start and then every FREERIDE_CATALOG_TTL
+    seconds (a failed fetch is tried again within minutes) and probes local servers every
+    FREERIDE_LOCAL_PROBE seconds; nothing here runs on a request's path. What it learns becomes each Route's Offer. The
+    catalogs are cached in catalogs.json, so a restart or an offline start has them. A model
+    a provider answers as gone (404, 410, decommissioned) is dropped for every key until a
+    catalog fetched after that lists it again (DROP_FOR at most).
+    """
+    RETRY = 300           # seconds before a failed catalog fetch is tried again
+    DROP_FOR = 86400      # the longest a model answered as gone stays dropped unlisted
+
+    def __init__(self, config, pool, writer=None):
+        self.config, self.pool, self.writer = config, pool, writer
+        self.path = config.home / "catalogs.json"
+        self.routes = {r.name: r for r in config.routes if not r.provider.local}
+        self.lock = threading.Lock()
+        self.listed = {}   # provider -> (fetched epoch, [Model])
+        self.dropped = {}  # (provider, model id) -> epoch it answered as gone
+        self.due = {}      # provider -> monotonic time of its next fetch or probe
+        self.wake = threading.Condition(self.lock)
+        self.thread = None
+        self.stopped = False
+        self.fetching = set()
+        self.ready = threading.Event()  # set once the first round of fetches is over
+        self._load()
+        for route in self.routes.values():
+            self._apply(route)
+
+    # -- what each route offers -----------------------------------------------------------
+    def _for(self, route):
+        """What a cached catalog is valid for: the base URL and the accounts it was read with."""
+        accounts = sorted({k.account for k in route.keys})
+        return hashlib.sha256(json.dumps([route.provider.base_url, accounts]).encode()
+                              ).hexdigest()[:16]
+
+    def _apply(self, route):
+        """Recompute a route's Offer from its catalog, its module and the dropped models."""
+        provider, now = route.provider, time.time()
+        with self.lock:
+            listed = self.listed.get(route.name)
+            dropped = {m for (p, m), when in self.dropped.items()
+                       if p == route.name and now - when < self.DROP_FOR}
+        embeddings = dict(provider.embedding_models)
+        if listed is None:  # no catalog yet: the module's list, as before catalogs existed
+            models = [m for m in provider.models if m.id not in dropped]
+            route.offer = Offer(tuple(models), frozenset(m.id for m in models),
+                                embeddings=embeddings)
+            return
+        embeddings.update(listed[2])
+        live = {m.id: m for m in listed[1] if m.id not in dropped}
+        module = {m.id for m in type(provider).models}
+        preferred = [m._replace(context=live[m.id].context or m.context,
+                                tools=live[m.id].tools, vision=live[m.id].vision)
+                     if m.id in live else m for m in provider.models
+                     if m.id in live or (m.id not in module and m.id not in dropped)]
+        extras = sorted((m for m in live.values() if m.id not in provider.model_ids),
+                        key=lambda m: (-(m.context or 0), not m.tools, not m.vision))
+        models = tuple(preferred + extras)
+        route.offer = Offer(models, frozenset(m.id for m in models), True,
+                            tuple(m.id for m in type(provider).models if m.id not in live),
+                            embeddings)
+
+    def drop(self, route, model):
+        """`model` answered as gone on `route`: no key calls it until a newer catalog lists it;
+        that provider's catalog is fetched again soon to learn what replaced it."""
+        with self.lock:
+            self.dropped[(route.name, model)] = time.time()
+            if len(self.dropped) > 10000:  # bounded, whatever the upstream says
+                self.dropped.pop(next(iter(self.dropped)))
+            if self.config.live_catalogs:
+                self.due[route.name] = min(self.due.get(route.name, float("inf")),
+                                           time.monotonic() + 60)
+            self.wake.notify()
+        self._apply(route)
+        self._save_soon()
+
+    def local_down(self, route):
+        """A local server stopped answering: unused until a probe finds it again."""
+        route.available = False
+        with self.lock:
+            self.due[route.name] = min(self.due.get(route.name, float("inf")),
+                                       time.monotonic() + 5)
+            self.wake.notify()
+
+    # -- fetching -----------------------------------------------------------------------------
+    def fetch(self, route):
+        """The route's free chat models and embedding models from its live catalog now;
+        None if it cannot say."""
+        provider = route.provider
+        key = next((k for k in route.keys if k.secret), route.keys[0])
+        timeout = min(self.config.connect_timeout, 2.0) if provider.local_server \
+            else self.config.connect_timeout + 10
+        try:
+            status, body = self.pool.get(provider.catalog_url(key.account),
+                                         provider.headers(key.secret), timeout, 8 * MiB)
+            if status != 200:
+                return None
+            doc = json.loads(body)
+            models, embeddings = provider.catalog(doc), provider.catalog_embeddings(doc)
+            # A hosted catalog with no free chat model in it says nothing we can route on
+            # (a glitch, a changed shape): keep what was known. A local server that answers
+            # is up, whatever it has loaded.
+            return (models, embeddings) if models or provider.local_server else None
+        except (UpstreamFailure, ValueError, TypeError, AttributeError, RecursionError):
+            return None
+
+    def refresh(self, route):
+        """Fetch (or probe) one route now and apply what it says; True if it answered."""
+        now, ttl = time.time(), self.config.catalog_ttl  # a drop after this is newer news
+        found = self.fetch(route)
+        models, embeddings = found or (None, {})
+        with self.lock:
+            self.fetching.discard(route.name)
+            self.wake.notify()
+            if route.provider.local_server:
+                self.due[route.name] = time.monotonic() + self.config.local_probe
+            else:
+                self.due[route.name] = time.monotonic() + (ttl if models is not None
+                                                           else min(self.RETRY, ttl))
+            if models is not None:
+                self.listed[route.name] = (now, models, embeddings)
+                ids = {m.id for m in models}
+                for dropped in [k for k, when in self.dropped.items()
+                                if k[0] == route.name and k[1] in ids and when < now]:
+                    del self.dropped[dropped]
+        if route.provider.local_server:
+            was, route.available = route.available, bool(models)
+            if was != route.available and self.writer is not None:
+                self.writer.event(event="local", provider=route.name, up=route.available,
+                                  models=len(models or ()))
+        self._apply(route)
+        if models is not None and not route.provider.local_server:
+            self._save_soon()
+        return models is not None
+
+    def refresh_all(self, stale_only=False):
+        """Fetch every route's catalog at once, in parallel (the CLI's `list`, `doctor`)."""
+        now = time.time()
+        todo = [r for r in self.routes.values() if not stale_only or r.provider.local_server
+                or not (0 <= now - self.listed.get(r.name, (-1e18,))[0] < self.config.catalog_ttl)]
+        threads = [threading.Thread(target=self.refresh, args=(r,), daemon=True) for r in todo]
+        for t in threads:
+            t.start()
+        give_up = time.monotonic() + self.config.connect_timeout + 15
+        for t in threads:
+            t.join(timeout=max(0.0, give_up - time.monotonic()))
+
+    def start(self):
+        watched = {n: r for n, r in self.routes.items()
+                   if self.config.live_catalogs or r.provider.local_server}
+        if watched and self.thread is None:
+            now = time.monotonic()
+            for name, route in watched.items():  # a fresh cached catalog waits its turn
+                fetched = self.listed.get(name, (0,))[0]
+                age = time.time() - fetched
+                self.due[name] = now if route.provider.local_server or not \
+                    0 <= age < self.config.catalog_ttl else now + self.config.catalog_ttl - age
+            self.thread = threading.Thread(target=self._run, name="freeride-catalogs",
+                                           daemon=True)
+            self.thread.start()
+        else:
+            self.ready.set()
+        return self
+
+    def close(self):
+        with self.lock:
+            self.stopped = True
+            self.wake.notify()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
+
+    def _run(self):
+        while True:
+            with self.lock:
+                while True:
+                    if self.stopped:
+                        return
+                    now = time.monotonic()
+                    todo = [self.routes[n] for n, t in self.due.items()
+                            if t <= now and n not in self.fetching]
+                    if todo:
+                        break
+                    if not self.fetching:  # the round due at start is in
+                        self.ready.set()
+                    due = [t for n, t in self.due.items() if n not in self.fetching]
+                    self.wake.wait(max(0.05, min(due) - now) if due else None)
+                self.fetching.update(r.name for r in todo)
+            for route in todo:
+                threading.Thread(target=self.refresh, args=(route,), daemon=True,
+                                 name="freeride-catalog").start()
+
+    # -- the cache ----------------------------------------------------------------------------
+    def _load(self):
+        """catalogs.json, for the routes it was fetched for; a damaged file is set aside."""
+        try:
+            doc = json.loads(self.path.read_bytes())
+            now = time.time()
+            for name, entry in doc["providers"].items():
+                route = self.routes.get(name)
+                if route is None or route.provider.local_server or entry["for"] != self._for(route):
+                    continue
+                fetched = float(entry["fetched"])
+                models = [providers.Model(str(m["id"]), int(m.get("context") or 0),
+                                          bool(m.get("tools", True)), bool(m.get("vision")))
+                          for m in entry["models"]]
+                # A time in the future (a clock set back) is never fresh: fetch again.
+                self.listed[name] = (fetched if fetched <= now else 0.0, models,
+                                     {str(k): int(v) for k, v in entry.get("embeddings", {}).items()})
+            for row in doc.get("dropped", ()):
+                self.dropped[(str(row["provider"]), str(row["model"]))] = float(row["since"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            self.listed, self.dropped = {}, {}
+            set_aside(self.path, f"not valid catalog JSON: {e}")
+
+    def _save_soon(self):
+        if self.writer is not None:
+            self.writer.flush_soon(self.save)
+
+    def save(self):
+        with self.lock:
+            listed, dropped = dict(self.listed), dict(self.dropped)
+        doc = {"version": 1, "providers": {
+            name: {"for": self._for(self.routes[name]), "fetched": round(fetched, 3),
+                   "models": [{"id": m.id, "context": m.context, "tools": m.tools,
+                               "vision": m.vision} for m in models], "embeddings": embeddings}
+            for name, (fetched, models, embeddings) in sorted(listed.items())
+            if not self.routes[name].provider.local_server},
+            "dropped": [{"provider": p, "model": m, "since": round(t, 3)}
+                        for (p, m), t in sorted(dropped.items())]}
+        write_atomic(self.path, json.dumps(doc, indent=1).encode())
 
 
 def _prom(value):
@@ -1098,11 +1402,15 @@ def stream_error(event, headers):
 # Common open-model families, recognised in any spelling; each provider maps a family to its
 # own model id (Provider.families).
 FAMILIES = {
-    "llama-3.3-70b": r"llama[-_ ]?3\.3\b.*70b",
+    "llama-3.3-70b": r"llama[-_ ]?3[._]3\b.*70b",
     "llama-3.1-8b": r"llama[-_ ]?3\.1\b.*\b8b",
-    "gpt-oss-120b": r"gpt-oss-120b",
-    "gpt-oss-20b": r"gpt-oss-20b",
+    "gpt-oss-120b": r"gpt-oss[-:]120b",
+    "gpt-oss-20b": r"gpt-oss[-:]20b",
+    "qwen3.8-27b": r"qwen3\.8-27b",
     "qwen-coder": r"qwen[\d.]*-coder",
+    "nemotron-3-super": r"nemotron-3-super",
+    "nemotron-3-ultra": r"nemotron-3-ultra",
+    "gemma-4-31b": r"gemma-4-31b",
     "gemma": r"gemma",
     "deepseek": r"deepseek",
 }
@@ -1111,7 +1419,9 @@ ALIASES = ("auto", "free", "openrouter/free")
 # Class defaults when neither the answer nor the provider's rule gives a time (seconds).
 DEFAULT_COOLDOWN = {RATE_LIMIT: 120, QUOTA: 3600, AUTH: 3600, MODEL_NOT_FOUND: 3600,
                     UPSTREAM: 15, CONTEXT: 0, CLIENT: 0}
-MAX_COOLDOWN = {RATE_LIMIT: 32 * 86400, QUOTA: 32 * 86400, UPSTREAM: 300}
+# The longest each class may cool, whatever an answer says (Retry-After: 1e30): a rate limit
+# is a minute's or an hour's window, a cap a day's (a monthly one: 32 days, see classify).
+MAX_COOLDOWN = {RATE_LIMIT: 3600, QUOTA: 86400 + 3600, UPSTREAM: 300}
 CAP_FLOOR = 900  # seconds: the shortest cooldown of a daily or monthly cap (providers.md)
 
 # Rows for every provider, tried after the provider's own rules.
@@ -1146,54 +1456,70 @@ def family_of(model):
 def resolve(routes, model, tools=False, vision=False):
     """The ordered candidates (route, provider model id) for a requested model name.
 
-    An exact id goes first to the providers that serve it, then a family's spelling on the
-    others; aliases and names nobody serves go to each provider's best free model that can
-    handle the request's tools and images.
+    An exact id goes first to the providers that serve it now, then a family's spelling on
+    the others (the module's, or failing that a live model of that family); aliases and names
+    nobody serves go to each provider's best free model that can handle the request's tools
+    and images. A local server that is not answering is left out.
     """
+    routes = [r for r in routes if r.available]
+
     def capable(route, model_id):
-        info = route.provider.model_info(model_id)
+        info = route.info(model_id)
         return info is None or ((info.tools or not tools) and (info.vision or not vision))
 
     if model not in ALIASES:
-        exact = [(r, model) for r in routes if r.provider.serves(model)]
+        exact = [(r, model) for r in routes if r.serves(model)]
         family = family_of(model)
         if exact or family:
             served = {r.name for r, _ in exact}
-            spelled = [(r, r.provider.families[family]) for r in routes
-                       if family and r.name not in served and family in r.provider.families]
+            spelled = [(r, m) for r in routes if family and r.name not in served
+                       for m in [spelling(r, family)] if m]
             return [(r, m) for r, m in exact + spelled if capable(r, m)]
     out = []
     for route in routes:
-        best = next((m.id for m in route.provider.models if capable(route, m.id)), None)
+        best = next((m.id for m in route.offer.models if capable(route, m.id)), None)
         if best:
             out.append((route, best))
     return out
 
 
+def spelling(route, family):
+    """This provider's live model of a family: its module's spelling while the catalog lists
+    it, else the first live model of that family; None if it has none."""
+    own = route.provider.families.get(family)
+    if own and own in route.offer.ids:
+        return own
+    return next((m.id for m in route.offer.models if family_of(m.id) == family), None)
+
+
 def model_context(route, model_id):
-    """The context window a provider's table gives a model; 0 when unknown."""
-    info = route.provider.model_info(model_id)
+    """The context window a provider gives a model; 0 when unknown."""
+    info = route.info(model_id)
     return info.context if info else 0
 
 
 def embedding_family(model_id):
-    """Vectors are comparable only within one model: '@cf/baai/bge-m3' ~ 'baai/bge-m3'."""
-    return model_id.rsplit("/", 1)[-1].lower()
+    """Vectors are comparable only within one model: '@cf/baai/bge-m3' ~ 'baai/bge-m3' ~
+    'bge-m3:latest' (a documented equivalent: the same weights under another name)."""
+    return model_id.rsplit("/", 1)[-1].split(":", 1)[0].lower()
+
+
+# Names agents send for "an embedding model": answered by the default family.
+OPENAI_EMBEDDINGS = ("auto", "text-embedding-3-small", "text-embedding-3-large",
+                     "text-embedding-ada-002")
 
 
 def resolve_embeddings(routes, model):
     """Candidates (route, model id, dimension) that all give vectors of one model family.
 
-    A named model fails over only to the same family with the same dimension. `auto` and
-    names nobody serves (agents send 'text-embedding-3-small') pick the family served by the
-    most configured providers, the same one every time for the same configuration.
+    A named model is answered by that model or a documented equivalent of the same
+    dimension, never by another model's vectors: a name nobody serves gets no candidate.
+    `auto` and OpenAI's names pick the family served by the most configured providers, the
+    same one every time for the same configuration. Dimension 0: unknown (a local server);
+    the vectors it returns must then have the family's dimension.
     """
-    offered = [(r, m, d) for r in routes for m, d in r.provider.embedding_models.items()]
-    exact = [(r, m, d) for r, m, d in offered if m == model]
-    family = embedding_family(model)
-    if not exact:
-        exact = [(r, m, d) for r, m, d in offered if embedding_family(m) == family]
-    if not exact:
+    offered = [(r, m, d) for r in routes if r.available for m, d in r.offer.embeddings.items()]
+    if model.lower() in OPENAI_EMBEDDINGS:
         counts = {}
         for route, m, _ in offered:
             counts.setdefault(embedding_family(m), set()).add(route.name)
@@ -1201,12 +1527,18 @@ def resolve_embeddings(routes, model):
             return []
         family = max(counts, key=lambda f: len(counts[f]))  # max keeps the first of a tie
         exact = [(r, m, d) for r, m, d in offered if embedding_family(m) == family][:1]
-    first_route, _, dimension = exact[0]
+    else:
+        family = embedding_family(model)
+        exact = [(r, m, d) for r, m, d in offered if m == model] or \
+            [(r, m, d) for r, m, d in offered if embedding_family(m) == family]
+        if not exact:
+            return []
+    dimension = next((d for _, _, d in exact if d), 0)
     out, seen = [], set()
     for r, m, d in exact + [o for o in offered if embedding_family(o[1]) == family]:
-        if d == dimension and r.name not in seen:
+        if d in (dimension, 0) and r.name not in seen:
             seen.add(r.name)
-            out.append((r, m, d))
+            out.append((r, m, d or dimension))
     return out
 
 
@@ -1288,6 +1620,11 @@ def cooldown_hint(headers, doc, text, now):
         if seconds is not None:
             return seconds
     error = doc.get("error") if isinstance(doc, dict) else None
+    for detail in (error.get("details") if isinstance(error, dict) else None) or ():
+        if isinstance(detail, dict) and isinstance(detail.get("retryDelay"), str):  # Google
+            seconds = parse_duration(detail["retryDelay"])
+            if seconds is not None:
+                return seconds
     metadata = error.get("metadata") if isinstance(error, dict) else None
     if isinstance(metadata, dict):
         if isinstance(metadata.get("retry_after_seconds"), (int, float)):
@@ -1307,13 +1644,29 @@ def cooldown_hint(headers, doc, text, now):
 
 
 def calendar_reset(kind, now):
-    """Seconds until the next 00:00 UTC, for a daily cap ('day') and a monthly one ('month').
+    """Seconds until a cap's calendar reset: 'day', the next 00:00 UTC; 'pacific-day', the
+    next 00:00 in US Pacific time (Gemini); 'month', also the next 00:00 UTC.
 
-    A monthly cap (HuggingFace's credits) resets on the 1st, but credits can be bought at any
-    time and the exact instant is not documented: it is probed again daily (providers.md).
+    A monthly cap (HuggingFace's credits, Mistral's) resets on the 1st, but credits can be
+    bought at any time and the exact instant is not documented: it is probed again daily
+    (providers.md).
     """
+    if kind == "pacific-day":
+        local = now - 3600 * pacific_offset(now)
+        return 86400 - local % 86400
     t = time.gmtime(now)
     return calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)) + 86400 - now
+
+
+def pacific_offset(now):
+    """Hours US Pacific time is behind UTC at `now`: 7 from the second Sunday of March at 2:00
+    to the first Sunday of November at 2:00 (local), else 8. No time zone database needed."""
+    year = time.gmtime(now).tm_year
+
+    def sunday(month, nth):  # 00:00 UTC of that month's nth Sunday
+        first = calendar.timegm((year, month, 1, 0, 0, 0))
+        return first + 86400 * ((6 - time.gmtime(first).tm_wday) % 7 + 7 * (nth - 1))
+    return 7 if sunday(3, 2) + 10 * 3600 <= now < sunday(11, 1) + 9 * 3600 else 8
 
 
 def classify(provider, status, headers, body, now=None):
@@ -1324,6 +1677,8 @@ def classify(provider, status, headers, body, now=None):
         doc = json.loads(text)
     except ValueError:
         doc = None
+    if isinstance(doc, list) and doc:  # Gemini wraps its error object in an array
+        doc = doc[0]
     rule = None
     for candidate in tuple(provider.rules) + GENERIC_RULES:
         if candidate.status and status not in candidate.status:
@@ -1339,14 +1694,17 @@ def classify(provider, status, headers, body, now=None):
     seconds = rule.cooldown or DEFAULT_COOLDOWN[rule.cls]
     if rule.cls in (RATE_LIMIT, QUOTA, UPSTREAM):
         hint = cooldown_hint(headers, doc, text, now)
-        if hint is not None:
-            seconds = hint
-        elif rule.reset:
+        # A daily or monthly cap whose answer says "retry in 26 s" (Gemini, OpenRouter) is
+        # still spent until its reset: a hint shorter than CAP_FLOOR is not believed there.
+        if rule.reset and (hint is None or hint < CAP_FLOOR):
             seconds = calendar_reset(rule.reset, now)
-        # A daily or monthly cap is never retried sooner than CAP_FLOOR, whatever the answer
-        # says: OpenRouter sends a short Retry-After on every 429, its daily cap included.
+        elif hint is not None:
+            seconds = hint
         floor = max(rule.floor, CAP_FLOOR if rule.reset else 0, 1)
-        seconds = min(max(seconds, floor), MAX_COOLDOWN[rule.cls])
+        # Caps per class: an absurd hint (Retry-After: 1e30) never parks a key for a month.
+        cap = {"": MAX_COOLDOWN[rule.cls], "month": 32 * 86400}.get(
+            rule.reset, calendar_reset(rule.reset, now) + 3600)
+        seconds = min(max(seconds, floor), max(cap, floor))
     return Verdict(rule.cls, rule.scope, seconds, error_message(doc, text))
 
 
@@ -1372,15 +1730,19 @@ class Router:
     """Walks the candidates of one request over keys that are not cooling; the one walk every
     route (and later every dialect) shares."""
 
-    def __init__(self, config, cooldowns, writer):
+    def __init__(self, config, cooldowns, writer, catalogs=None):
         self.config = config
         self.cooldowns = cooldowns
         self.writer = writer
+        self.catalogs = catalogs
 
-    def walk(self, rid, candidates, send, deadline):
+    def walk(self, rid, candidates, send, deadline, hold=False):
         """Call send(route, key, model, timeout) until one returns; failures fail over.
 
-        send raises UpstreamFailure for anything that is not a usable answer.
+        send raises UpstreamFailure for anything that is not a usable answer. A provider that
+        takes one request at a time per key (concurrency) has its busy keys skipped, not
+        waited for; with `hold` the winning key stays taken until the caller gives it back
+        (a stream, still being relayed).
         """
         attempts = []
         for route, model in candidates:
@@ -1398,18 +1760,24 @@ class Router:
                                      "class": UPSTREAM, "skipped": "request deadline reached"})
                     raise Exhausted(attempts, "the request deadline passed before any provider "
                                     "answered")
+                if not route.take(key):
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     "class": RATE_LIMIT, "skipped": "busy", "cooldown_s": 1})
+                    self.writer.event(req=rid, event="skip", **attempts[-1])
+                    continue
                 self.writer.event(req=rid, event="attempt", provider=route.name, key=key.index,
                                   model=model)
                 started = time.monotonic()
                 try:
                     answer = send(route, key, model, remaining)
                 except UpstreamFailure as failure:
+                    route.give(key)
                     ms = round((time.monotonic() - started) * 1000)
                     verdict = self._judge(route, key, model, failure)
                     attempt = {"provider": route.name, "key": key.index, "model": model,
                                "class": verdict.cls, "status": failure.status,
                                "message": verdict.message[:300], "ms": ms}
-                    if verdict.cls not in (CLIENT, CONTEXT):
+                    if verdict.cls not in (CLIENT, CONTEXT, MODEL_NOT_FOUND):
                         attempt["cooldown_s"] = round(verdict.seconds, 1)
                     attempts.append(attempt)
                     self.writer.event(req=rid, event="result", ok=False, **attempt)
@@ -1418,6 +1786,11 @@ class Router:
                     if verdict.cls in (RATE_LIMIT, QUOTA, AUTH) and verdict.scope != MODEL:
                         continue
                     break
+                except BaseException:
+                    route.give(key)
+                    raise
+                if not hold:
+                    route.give(key)
                 self.cooldowns.recovered(route.name, key.id, model)
                 self.writer.event(req=rid, event="result", ok=True, provider=route.name,
                                   key=key.index, model=model,
@@ -1432,7 +1805,16 @@ class Router:
         verdict = classify(route.provider, failure.status, failure.headers, failure.body)
         message = failure.reason or verdict.message
         verdict = verdict._replace(message=self.config.redact(message))
+        if verdict.cls == UPSTREAM and failure.status == 0 and route.provider.local_server \
+                and self.catalogs is not None:
+            self.catalogs.local_down(route)  # not answering: unused until a probe finds it
         if verdict.cls in (CLIENT, CONTEXT):
+            return verdict
+        if verdict.cls == MODEL_NOT_FOUND and verdict.scope == MODEL:
+            # Gone for every key: dropped until a newer catalog lists it again. A name the
+            # provider never listed is only skipped, so junk names grow no table.
+            if model in route.offer.ids and self.catalogs is not None:
+                self.catalogs.drop(route, model)
             return verdict
         scope = {KEY: (key.id, "*"), KEY_MODEL: (key.id, model), MODEL: ("*", model)}[verdict.scope]
         if verdict.cls == UPSTREAM:
@@ -1471,6 +1853,14 @@ class HTTPError(Exception):
 def print_traceback(redact):
     """--debug: the traceback being handled, on stderr, with every configured key redacted."""
     sys.stderr.write(redact(traceback.format_exc()))
+
+
+def header_safe(value):
+    """A header value from anything a client or a provider sent (a model name, a Retry-After):
+    printable ASCII as it is, anything else percent-encoded, so no CR/LF can add a header and
+    no character outside Latin-1 can break the answer."""
+    text = str(value)
+    return text if text.isascii() and text.isprintable() else urllib.parse.quote(text, safe="")
 
 
 def new_request_id():
@@ -1784,12 +2174,15 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (bad request line, huge headers) as OpenAI-shaped JSON."""
         self.close_connection = True
+        self.rid = new_request_id()
+        self.extra_headers = {"X-FreeRide-Request-Id": self.rid}
         code = {501: 405, 505: 400}.get(code, code)
         self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
 
     def do_request(self):
         gateway = self.server.gateway
-        self.extra_headers = {}
+        self.rid = new_request_id()
+        self.extra_headers = {"X-FreeRide-Request-Id": self.rid}
         self._head_deadline.cancel()
         with gateway.active_lock:
             gateway.active += 1
@@ -1822,8 +2215,8 @@ class Handler(BaseHTTPRequestHandler):
                 f"Server: {self.server_version}",
                 f"Content-Type: {content_type}",
                 f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        head += [f"{k}: {v}" for k, v in getattr(self, "extra_headers", {}).items()]
+        head += [f"{k}: {header_safe(v)}" for k, v in (headers or {}).items()]
+        head += [f"{k}: {header_safe(v)}" for k, v in getattr(self, "extra_headers", {}).items()]
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
@@ -1845,8 +2238,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         head = ["HTTP/1.1 200 OK", f"Server: {self.server_version}",
                 "Content-Type: text/event-stream", "Cache-Control: no-cache"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        head += [f"{k}: {v}" for k, v in self.extra_headers.items()]
+        head += [f"{k}: {header_safe(v)}" for k, v in headers.items()]
+        head += [f"{k}: {header_safe(v)}" for k, v in self.extra_headers.items()]
         head.append("Transfer-Encoding: chunked" if self.chunked else "Connection: close")
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
 
@@ -1978,101 +2371,45 @@ def status_snapshot(config, cooling, usage, stats=None):
             "unconfigured": [{"name": n, "fix": how} for n, how in config.unconfigured]}
 
 
-class Catalog:
-    """The merged list of free models, fetched from every provider in parallel and cached.
+KEYLESS_HINT = ("FREERIDE_KEYLESS=1 gives real answers with no sign-up, from keyless gateways "
+                "(Kilo, LLM7, OVH): your prompts then go to services you never signed up with, "
+                "limited per IP, and some log prompts.")
 
-    A stale list is served at once while a background thread refreshes it; only the very
-    first call waits (bounded by the connect timeout). A provider that fails is left out.
-    """
-    TTL = 600
 
-    def __init__(self, config, pool, cooldowns):
-        self.config, self.pool, self.cooldowns = config, pool, cooldowns
-        self.lock = threading.Lock()
-        self.fetched = 0.0
-        self.cached = None
-        self.refreshing = False
-        self.ready = threading.Event()
-
-    def entries(self):
-        with self.lock:
-            # cached is None until the first fetch: monotonic time is uptime, which on a
-            # freshly booted machine is itself shorter than the TTL.
-            start = not self.refreshing and (
-                self.cached is None or time.monotonic() - self.fetched > self.TTL)
-            if start:
-                self.refreshing = True
-        if start and self.cached is None:
-            self._refresh()
-        elif start:
-            threading.Thread(target=self._refresh, daemon=True, name="freeride-catalog").start()
-        elif self.cached is None:
-            self.ready.wait(timeout=self.config.connect_timeout + 10)
-        return self.cached or []
-
-    def _refresh(self):
-        try:
-            entries = self.build()
-        finally:
-            with self.lock:
-                self.refreshing = False
-        with self.lock:
-            self.cached, self.fetched = entries, time.monotonic()
-        self.ready.set()
-
-    def build(self):
-        """Fetch every provider's catalog now and merge them, aliases and families included."""
-        routes = self.config.routes
-        found = [None] * len(routes)
-        threads = [threading.Thread(target=self._fetch, args=(i, route, found), daemon=True)
-                   for i, route in enumerate(routes)]
-        for t in threads:
-            t.start()
-        give_up = time.monotonic() + self.config.connect_timeout + 5
-        for t in threads:
-            t.join(timeout=max(0.0, give_up - time.monotonic()))
-        merged = {}
-        for route, models in zip(routes, found):
-            for model in models or ():
-                entry = merged.setdefault(model.id, {
-                    "id": model.id, "object": "model", "created": 0, "owned_by": route.name,
-                    "providers": [], "context_length": model.context, "tools": model.tools,
-                    "vision": model.vision})
-                if route.name not in entry["providers"]:
-                    entry["providers"].append(route.name)
-                entry["context_length"] = max(entry["context_length"] or 0, model.context or 0)
-        for alias, serving in self._aliases(routes):
-            infos = [route.provider.model_info(m) or providers.Model(m) for route, m in serving]
-            merged[alias] = {"id": alias, "object": "model", "created": 0, "owned_by": "freeride",
-                             "providers": [r.name for r, _ in serving],
-                             "context_length": min((i.context for i in infos if i.context),
-                                                   default=0),
-                             "tools": all(i.tools for i in infos),
-                             "vision": all(i.vision for i in infos)}
-        return [e for e in merged.values() if e["providers"]]
-
-    @staticmethod
-    def _aliases(routes):
-        for alias in ALIASES:
-            yield alias, resolve(routes, alias)
-        for family in FAMILIES:
-            yield family, resolve(routes, family)
-
-    def _fetch(self, i, route, found):
-        provider = route.provider
-        if provider.local:
-            found[i] = list(provider.models)
-            return
-        usable = [k for k in route.keys
-                  if (c := self.cooldowns.lookup(route.name, k.id, "*")) is None or c.cls != AUTH]
-        key = (usable or route.keys)[0]
-        try:
-            status, body = self.pool.get(provider.catalog_url(key.account),
-                                         provider.headers(key.secret), self.config.connect_timeout)
-            if status == 200:
-                found[i] = provider.catalog(json.loads(body))
-        except (UpstreamFailure, ValueError, TypeError, AttributeError):
-            found[i] = None
+def model_entries(routes):
+    """GET /v1/models and `freeride list`: every model the walk can use now, merged across
+    providers, then the aliases and families; a module's preferred model that its provider's
+    catalog dropped is listed with "available": false, so a user sees why it is not used."""
+    merged = {}
+    for route in routes:
+        if not route.available:
+            continue
+        for model in route.offer.models:
+            entry = merged.setdefault(model.id, {
+                "id": model.id, "object": "model", "created": 0, "owned_by": route.name,
+                "providers": [], "context_length": model.context, "tools": model.tools,
+                "vision": model.vision, "live": False})
+            entry["live"] |= route.offer.live
+            if route.name not in entry["providers"]:
+                entry["providers"].append(route.name)
+            entry["context_length"] = max(entry["context_length"] or 0, model.context or 0)
+    for alias in ALIASES + tuple(FAMILIES):
+        serving = resolve(routes, alias)
+        if not serving:
+            continue
+        infos = [route.info(m) or providers.Model(m) for route, m in serving]
+        merged[alias] = {"id": alias, "object": "model", "created": 0, "owned_by": "freeride",
+                         "providers": [r.name for r, _ in serving],
+                         "context_length": min((i.context for i in infos if i.context), default=0),
+                         "tools": all(i.tools for i in infos),
+                         "vision": all(i.vision for i in infos)}
+    for route in routes:
+        for model_id in route.offer.gone:
+            merged.setdefault(model_id, {
+                "id": model_id, "object": "model", "created": 0, "owned_by": route.name,
+                "providers": [route.name], "context_length": 0, "available": False,
+                "note": f"no longer in {route.name}'s catalog; not called"})
+    return list(merged.values())
 
 
 class Gateway:
@@ -2087,7 +2424,8 @@ class Gateway:
         self.writer.ticks.append(self.stats.flush)
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
         self.pool = Pool(config.connect_timeout, config.ca_bundle)
-        self.router = Router(config, self.cooldowns, self.writer)
+        self.catalogs = Catalogs(config, self.pool, self.writer)
+        self.router = Router(config, self.cooldowns, self.writer, self.catalogs)
         self.routes = {
             "/": {"GET": self.root},
             "/health": {"GET": self.health},
@@ -2100,7 +2438,6 @@ class Gateway:
             "/v1/messages/count_tokens": {"POST": self.count_tokens},
             "/v1/responses": {"POST": self.responses},
         }
-        self.catalog = Catalog(config, self.pool, self.cooldowns)
         self.hangups = Hangups()
         self.deadlines = Deadlines()
         self.active = 0  # requests being answered right now
@@ -2123,6 +2460,7 @@ class Gateway:
         self.thread = threading.Thread(target=self.server.serve_forever, name="freeride-server",
                                        daemon=True)
         self.thread.start()
+        self.catalogs.start()
         return self
 
     def close(self, grace=0.0):
@@ -2134,6 +2472,7 @@ class Gateway:
         while self.active and time.monotonic() < until:
             time.sleep(0.05)
         self.server.close_live()
+        self.catalogs.close()
         self.hangups.close()
         self.deadlines.close()
         self.pool.close()
@@ -2225,11 +2564,15 @@ class Gateway:
         handler.reply(200, self.stats.metrics(cooling).encode(),
                       content_type="text/plain; version=0.0.4; charset=utf-8")
 
-    def no_providers(self):
+    def require_provider(self):
+        """A 503 that says what to set when no provider can answer at all."""
+        if any(r.available for r in self.config.routes):
+            return
         wanted = "; ".join(f"{name}: {how}" for name, how in self.config.unconfigured)
-        return HTTPError(503, "FreeRide has no provider key configured. Set at least one key "
-                         f"and restart the gateway ({wanted}), or try `freeride serve --demo`.",
-                         kind="service_unavailable", code="no_providers_configured")
+        raise HTTPError(503, "FreeRide has no provider to ask: set at least one key and restart "
+                        f"the gateway ({wanted}). {KEYLESS_HINT} Or start a local server "
+                        "(Ollama, llama.cpp, LM Studio), or try `freeride serve --demo`.",
+                        kind="service_unavailable", code="no_providers_configured")
 
     def exhausted(self, rid, failure):
         """The final answer when nothing could serve: 429 if waiting helps, else 503."""
@@ -2269,8 +2612,7 @@ class Gateway:
         return HTTPError(failure.status, fault.verdict.message,
                          code="upstream_client_error", provider=fault.attempt["provider"],
                          upstream=upstream,
-                         headers={"X-FreeRide-Provider": fault.attempt["provider"],
-                                  "X-FreeRide-Request-Id": rid})
+                         headers={"X-FreeRide-Provider": fault.attempt["provider"]})
 
     # -- the upstream exchange --------------------------------------------------------------
     def open(self, route, key, path, payload, timeout):
@@ -2345,9 +2687,8 @@ class Gateway:
         stream = request.get("stream", False)
         if not isinstance(stream, bool):
             raise HTTPError(400, "`stream` must be true or false", param="stream")
-        if not self.config.routes:
-            raise self.no_providers()
-        rid = new_request_id()
+        self.require_provider()
+        rid = handler.rid
         tools = bool(request.get("tools") or request.get("functions"))
         vision = _has_images(messages)
         candidates = resolve(self.config.routes, model.strip(), tools, vision)
@@ -2359,21 +2700,20 @@ class Gateway:
         route, used, body, doc = answer
         body = body.rstrip()
         body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
-        handler.reply(200, body, {"X-FreeRide-Provider": route.name,
-                                  "X-FreeRide-Request-Id": rid, "X-FreeRide-Model": used})
+        handler.reply(200, body, {"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
 
     def messages(self, handler):
         """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
         request, model = self._dialect_request(handler)
         payload, dropped = anthropic_to_chat(request)
-        rid, candidates = self._dialect_start("/v1/messages", request, payload, model, dropped)
+        rid, candidates = self._dialect_start(handler, "/v1/messages", payload, model,
+                                              dropped)
         answer = self.exchange(handler, rid, payload, candidates,
                                AnthropicEncoder(estimate_tokens(payload["messages"])))
         if answer is not None:
             route, used, _, doc = answer
             message = dict(chat_to_anthropic(doc, used), _freeride_provider=route.name)
             handler.reply_json(200, message, {"X-FreeRide-Provider": route.name,
-                                              "X-FreeRide-Request-Id": rid,
                                               "X-FreeRide-Model": used})
 
     def count_tokens(self, handler):
@@ -2389,14 +2729,14 @@ class Gateway:
         """POST /v1/responses: the OpenAI Responses API (Codex), stateless, over the one walk."""
         request, model = self._dialect_request(handler)
         payload, names, dropped = responses_to_chat(request)
-        rid, candidates = self._dialect_start("/v1/responses", request, payload, model, dropped)
+        rid, candidates = self._dialect_start(handler, "/v1/responses", payload, model,
+                                              dropped)
         answer = self.exchange(handler, rid, payload, candidates,
                                ResponsesEncoder(estimate_tokens(payload["messages"]), names))
         if answer is not None:
             route, used, _, doc = answer
             response = dict(chat_to_response(doc, used, names), _freeride_provider=route.name)
             handler.reply_json(200, response, {"X-FreeRide-Provider": route.name,
-                                               "X-FreeRide-Request-Id": rid,
                                                "X-FreeRide-Model": used})
 
     def _dialect_request(self, handler):
@@ -2410,10 +2750,9 @@ class Gateway:
             raise HTTPError(400, "`stream` must be true or false", param="stream")
         return request, model.strip()
 
-    def _dialect_start(self, path, request, payload, model, dropped):
+    def _dialect_start(self, handler, path, payload, model, dropped):
         """A request id and the candidates for a translated payload, logged as a request."""
-        if not self.config.routes:
-            raise self.no_providers()
+        self.require_provider()
         tools, vision = bool(payload.get("tools")), _has_images(payload["messages"])
         if path == "/v1/messages" and model.lower().startswith("claude-"):
             # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
@@ -2421,7 +2760,7 @@ class Gateway:
                 if self.config.claude_model else resolve(self.config.routes, "auto", True, vision)
         else:
             candidates = resolve(self.config.routes, model, tools, vision)
-        rid = new_request_id()
+        rid = handler.rid
         self.writer.event(req=rid, event="request", model=model, stream=payload["stream"],
                           path=path)
         if dropped:
@@ -2429,11 +2768,11 @@ class Gateway:
                               message="tools only the original service runs were not sent on")
         return rid, candidates
 
-    def walk(self, rid, candidates, send, deadline):
+    def walk(self, rid, candidates, send, deadline, hold=False):
         """Router.walk for a route: nothing left, or the client's own error, as the HTTPError
         to answer."""
         try:
-            return self.router.walk(rid, candidates, send, deadline)
+            return self.router.walk(rid, candidates, send, deadline, hold)
         except Exhausted as e:
             raise self.exhausted(rid, e) from None
         except ClientFault as e:
@@ -2477,13 +2816,16 @@ class Gateway:
         if encoding not in ("float", "base64"):
             raise HTTPError(400, "`encoding_format` must be 'float' or 'base64'",
                             param="encoding_format")
-        if not self.config.routes:
-            raise self.no_providers()
+        self.require_provider()
         candidates = resolve_embeddings(self.config.routes, model.strip())
         if not candidates:
-            raise HTTPError(404, f"no configured provider serves embeddings for {model!r}",
-                            code="model_not_found", param="model")
-        rid = new_request_id()
+            served = sorted({m for r in self.config.routes if r.available
+                             for m in r.offer.embeddings})
+            raise HTTPError(404, f"no configured provider serves embeddings for {model!r}; "
+                            "vectors of another model would not be comparable. Embedding "
+                            f"models here: {', '.join(served) or 'none'} (or 'auto')",
+                            code="model_not_found", param="model", models=served)
+        rid = handler.rid
         self.writer.event(req=rid, event="request", model=model, stream=False,
                           path="/v1/embeddings")
         dimensions = {(r.name, m): d for r, m, d in candidates}
@@ -2494,6 +2836,9 @@ class Gateway:
                                          timeout)
             rows = doc.get("data")
             want = dimensions[(route.name, used)]
+            if not want and isinstance(rows, list) and rows and isinstance(rows[0], dict) \
+                    and isinstance(rows[0].get("embedding"), list):
+                want = len(rows[0]["embedding"]) or -1  # unknown (a local server): consistent
             if not isinstance(rows, list) or len(rows) != len(inputs) or not all(
                     isinstance(r, dict) and isinstance(r.get("embedding"), list)
                     and len(r["embedding"]) == want for r in rows):
@@ -2514,11 +2859,10 @@ class Gateway:
                           tokens=usage.get("total_tokens"))
         handler.reply_json(200, {"object": "list", "data": data, "model": used, "usage": usage,
                                  "_freeride_provider": route.name},
-                           {"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
-                            "X-FreeRide-Model": used})
+                           {"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
 
     def models(self, handler):
-        handler.reply_json(200, {"object": "list", "data": self.catalog.entries()})
+        handler.reply_json(200, {"object": "list", "data": model_entries(self.config.routes)})
 
     def first_content(self, response, timeout, fields=CONTENT_FIELDS):
         """Read a stream until its first event with content; a failure before it raises.
@@ -2574,12 +2918,16 @@ class Gateway:
             return self.first_content(self.open(route, key, "/chat/completions", payload,
                                                 timeout), timeout, encoder.shown)
 
-        route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline)
+        route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline,
+                                                               hold=True)
         usage, outcome = {}, "complete"
-        hung_up = self.hangups.watch(handler.connection, response)
         try:
-            handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Request-Id": rid,
-                                  "X-FreeRide-Model": used})
+            hung_up = self.hangups.watch(handler.connection, response)
+        except BaseException:
+            route.give(key)
+            raise
+        try:
+            handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
             self._send(handler, encoder.start(used))
             for event in itertools.chain(held, self._rest(events, response)):
                 if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
@@ -2618,6 +2966,7 @@ class Gateway:
             # A hang-up seen after the outcome was settled is the client leaving after the
             # end of the stream: it changes how the connections are kept, not the outcome.
             self.hangups.forget(handler.connection)
+            route.give(key)
             if hung_up.is_set():
                 handler.close_connection = True
             if outcome == "complete" and not hung_up.is_set():
@@ -5606,9 +5955,10 @@ def cmd_serve(args, config):
     wait_for_stop = stop_signals()  # now: whoever reads the lines below may stop us at once
     url = gateway.url
     print(f"freeride {__version__} gateway listening on {url}")
-    if config.routes:
+    hosted = [r for r in config.routes if not r.provider.local_server]
+    if hosted:
         names = [f"{r.name} ({len(r.keys)} keys)" if len(r.keys) > 1 else r.name
-                 for r in config.routes]
+                 for r in hosted]
         print(f"  providers: {', '.join(names)}")
         if config.demo:
             print("  demo mode: offline echo answers, key 0 always rate-limited; no quota used")
@@ -5616,6 +5966,11 @@ def cmd_serve(args, config):
         print("  no provider keys found: requests will get a 503 until you set one:")
         for name, how in config.unconfigured:
             print(f"    {name}: {how}")
+        print(f"  {KEYLESS_HINT}")
+    local = [r for r in config.routes if r.provider.local_server]
+    if local:
+        print("  local servers, the last resort (used while they answer): "
+              + ", ".join(f"{r.name} {r.provider.base_url}" for r in local))
     print("  point any OpenAI-compatible agent at:")
     print(f"    export OPENAI_API_BASE={url}/v1")
     print("    export OPENAI_API_KEY=any")
@@ -5846,46 +6201,39 @@ def cmd_watch(args, config):
 # -- list -------------------------------------------------------------------------------------
 
 def cmd_list(args, config):
-    cache = config.home / "models.json"
-    # The cache holds for the providers and keys it was fetched with, not for others.
-    made_for = [[r.name, [k.id for k in r.keys]] for r in config.routes]
-    entries = None
-    if not args.refresh:
+    live = None if args.refresh else fetch_local(gateway_url(args, config), "/v1/models", 15)
+    if live is not None:
+        entries = live.get("data") or []
+    elif not config.routes:
+        print("freeride: no provider key is set, so there is no model to list: "
+              + "; ".join(f"{n}: {how}" for n, how in config.unconfigured), file=sys.stderr)
+        return 1
+    else:
+        # No gateway: the cached catalogs (catalogs.json) where fresh, the rest fetched now.
+        pool = Pool(config.connect_timeout, config.ca_bundle)
         try:
-            doc = json.loads(cache.read_bytes())
-            if time.time() - doc["fetched"] < Catalog.TTL * 6 and doc["for"] == made_for:
-                entries = doc["data"]
-        except (OSError, ValueError, KeyError, TypeError):
-            entries = None
-    if entries is None:
-        live = None if args.refresh else fetch_local(gateway_url(args, config), "/v1/models", 15)
-        if live is not None:
-            entries = live.get("data") or []
-        elif not config.routes:
-            print("freeride: no provider key is set, so there is no model to list: "
-                  + "; ".join(f"{n}: {how}" for n, how in config.unconfigured), file=sys.stderr)
-            return 1
-        else:
-            pool = Pool(config.connect_timeout, config.ca_bundle)
-            try:
-                entries = Catalog(config, pool, Cooldowns(config.home / "cooldown.json",
-                                                          None)).build()
-            finally:
-                pool.close()
-        try:
-            write_atomic(cache, json.dumps({"fetched": time.time(), "for": made_for,
-                                            "data": entries}).encode())
-        except OSError:
-            pass
+            catalogs = Catalogs(config, pool)
+            catalogs.refresh_all(stale_only=not args.refresh)
+            catalogs.save()
+        finally:
+            pool.close()
+        entries = model_entries(config.routes)
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
     rows = [(e["id"], ",".join(e.get("providers", ())), str(e.get("context_length") or "?"),
-             _yes(e.get("tools")), _yes(e.get("vision"))) for e in entries]
-    header = ("MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+             _yes(e.get("tools")), _yes(e.get("vision")),
+             "gone" if e.get("available") is False else "alias" if e.get("owned_by") ==
+             "freeride" else "live" if e.get("live") else "listed") for e in entries]
+    header = ("MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION", "STATUS")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    gone = [e for e in entries if e.get("available") is False]
+    if gone:
+        print(f"\n'gone': in a provider's own list but no longer in its live catalog, so never "
+              f"called ({len(gone)}); 'listed': no live catalog could be read, the provider's "
+              "own list is used")
     return 0
 
 
@@ -5925,13 +6273,23 @@ def cmd_doctor(args, config):
             line("bad", f"{name}: half configured: {how}", f"set the missing variable")
         else:
             line("info", f"{name}: not configured ({how})")
-    if not config.routes:
+    if not [r for r in config.routes if not r.provider.local_server]:
         line("bad", "no provider has a key", "set at least one key variable (see README)")
+        line("info", KEYLESS_HINT)
     pool = Pool(min(config.connect_timeout, 5), config.ca_bundle)
     try:
+        catalogs = Catalogs(config, pool)
         for route in config.routes:
-            for key in route.keys:
-                _doctor_key(route, key, pool, line)
+            if route.provider.local_server:
+                _doctor_local(route, catalogs, line)
+                continue
+            if route.provider.keyless and not route.keys[0].secret:
+                line("info", f"{route.name}: keyless, no key sent; limits are per IP and your "
+                             "prompts go to a service you did not sign up with")
+            else:
+                for key in route.keys:
+                    _doctor_key(route, key, pool, line)
+            _doctor_catalog(route, catalogs, line)
     finally:
         pool.close()
     url = gateway_url(args, config)
@@ -5948,6 +6306,29 @@ def cmd_doctor(args, config):
         except OSError:
             line("info", f"no gateway running at {url}", "start one with `freeride serve`")
     return 1 if failed else 0
+
+
+def _doctor_local(route, catalogs, line):
+    found = catalogs.fetch(route)
+    if found is None:
+        line("info", f"{route.name}: nothing answers at {route.provider.base_url} (a local "
+                     "server is optional; FREERIDE_LOCAL=0 stops looking)")
+    else:
+        line("ok", f"{route.name} answers at {route.provider.base_url} ({len(found[0])} chat "
+                   f"models, {len(found[1])} embedding models): used after every hosted provider")
+
+
+def _doctor_catalog(route, catalogs, line):
+    """Say when the live catalog no longer lists the models the module prefers."""
+    found = catalogs.fetch(route) if catalogs.config.live_catalogs else None
+    if found is None:
+        return
+    live = {m.id for m in found[0]}
+    gone = [m.id for m in type(route.provider).models if m.id not in live]
+    if gone:
+        line("warn", f"{route.name}: {len(gone)} of its preferred models are gone from its "
+                     f"catalog and are not called: {', '.join(gone)}",
+             f"{len(live)} free models are live there (`freeride list`)")
 
 
 def _doctor_key(route, key, pool, line):

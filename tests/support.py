@@ -46,6 +46,7 @@ def clean_env(**extra):
     """os.environ without any FreeRide or provider variable, plus extra."""
     env = {k: v for k, v in os.environ.items()
            if k not in OWN_VARS and not k.startswith("FREERIDE_")}
+    env["FREERIDE_LOCAL"] = "0"  # whatever listens on this machine's local-server ports
     env.update(extra)
     return env
 
@@ -84,11 +85,19 @@ class GatewayTest(unittest.TestCase):
     def start_gateway(self, env=None, **keys):
         """A gateway on 127.0.0.1:<free port> with the given environment and provider keys."""
         full = {"FREERIDE_HOME": str(self.home), "FREERIDE_CONNECT_TIMEOUT": "2",
+                "FREERIDE_LOCAL": "0",
                 "FREERIDE_FIRST_BYTE_TIMEOUT": "5", "FREERIDE_IDLE_TIMEOUT": "5"}
         full.update(self.provider_env(**keys) if keys else {})
         full.update(env or {})
         gateway = freeride.Gateway(freeride.Config(env=full, port=0)).start()
         self.addCleanup(gateway.close)
+        # The live catalogs are fetched in the background at start: tests begin once the first
+        # round is in, so that what they route on does not race it.
+        self.assertTrue(gateway.catalogs.ready.wait(10), "the first catalog fetches hung")
+        for upstream in self.fakes.values():  # what a test scripts and counts comes after
+            with upstream._lock:
+                upstream.catalog_requests = list(upstream.requests)
+                upstream.requests.clear()
         self.gateway = gateway
         return gateway
 

@@ -41,7 +41,7 @@ class HomeTest(unittest.TestCase):
         self.port = closed_port()
         self.env = {"HOME": str(self.home), "FREERIDE_HOME": str(self.home / ".freeride"),
                     "FREERIDE_PORT": str(self.port), "XDG_CONFIG_HOME": str(self.home / ".config"),
-                    "PATH": os.environ.get("PATH", "")}
+                    "PATH": os.environ.get("PATH", ""), "FREERIDE_LOCAL": "0"}
         self.cwd = self.home
 
     def run_cli(self, *argv, **env):

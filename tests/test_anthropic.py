@@ -9,9 +9,13 @@ from unittest import mock
 import freeride
 import providers
 from tests import fakes
+from tests.fakes import models_ok
 from tests.sse import (chunk, delta_stream, encode, fixture, named_events, tool_delta,
                        usage)
 from tests.support import GatewayTest
+
+GROQ_DEFAULT = providers.REGISTRY["groq"].models[0].id
+DEEPSEEK = "deepseek/deepseek-chat-v3-0324:free"  # a tool model a test's catalog lists
 
 
 def translate(**body):
@@ -330,7 +334,7 @@ class MessagesRoute(GatewayTest):
         self.assertEqual(response.status, 200)
         doc = response.json()
         self.assertEqual(doc["content"], [{"type": "text", "text": "Hello from the fake"}])
-        self.assertEqual((doc["stop_reason"], doc["model"]), ("end_turn", "llama-3.3-70b-versatile"))
+        self.assertEqual((doc["stop_reason"], doc["model"]), ("end_turn", GROQ_DEFAULT))
         self.assertEqual(doc["usage"]["input_tokens"], 7)
         self.assertEqual(doc["_freeride_provider"], "groq")
         self.assertEqual(response.headers["X-FreeRide-Provider"], "groq")
@@ -365,16 +369,17 @@ class MessagesRoute(GatewayTest):
             self.assertEqual(self.post(dict(message(), model=model)).status, 200)
         self.assertEqual(self.post(dict(message(), model="llama-3.1-8b-instant")).status, 200)
         self.assertEqual([r.model for r in groq.requests],
-                         ["llama-3.3-70b-versatile", "llama-3.3-70b-versatile",
-                          "llama-3.1-8b-instant"])
+                         [GROQ_DEFAULT, GROQ_DEFAULT, "llama-3.1-8b-instant"])
         self.start_gateway({"FREERIDE_CLAUDE_MODEL": "llama-3.1-8b"}, groq="gsk-1")
         self.assertEqual(self.post(message()).status, 200)
         self.assertEqual(groq.requests[-1].model, "llama-3.1-8b-instant")
 
     def test_requests_with_tools_go_only_to_tool_models(self):
         # Cloudflare comes first and spells the deepseek family with a model that calls no
-        # tools; OpenRouter's deepseek does.
+        # tools; OpenRouter's live catalog has a deepseek that does.
         cloudflare, openrouter = self.fake("cloudflare"), self.fake("openrouter")
+        openrouter.on(models_ok("openrouter", ["openrouter/free", DEEPSEEK]), path="/models",
+                      times=None)
         self.start_gateway(cloudflare="cf-1", openrouter="or-1")
         plain = self.post(dict(message(), model="deepseek"))
         self.assertEqual((plain.status, plain.json()["_freeride_provider"]), (200, "cloudflare"))
@@ -385,13 +390,13 @@ class MessagesRoute(GatewayTest):
         self.assertEqual(with_tools.json()["_freeride_provider"], "openrouter")
         self.assertEqual(len(cloudflare.requests), 1, "the tool-less model was not asked")
         [asked] = openrouter.requests
-        self.assertEqual(asked.model, "deepseek/deepseek-chat-v3-0324:free")
+        self.assertEqual(asked.model, DEEPSEEK)
         self.assertEqual([t["function"]["name"] for t in asked.body["tools"]], ["Read"])
 
         self.start_gateway({"FREERIDE_CLAUDE_MODEL": "deepseek"}, cloudflare="cf-1", openrouter="or-1")
         self.assertEqual(self.post(dict(message(), tools=[READ])).status, 200)
-        self.assertEqual([r.model for r in openrouter.requests][-1], "deepseek/deepseek-chat-v3-0324:free")
-        self.assertEqual(len(cloudflare.requests), 1, "a claude- name with tools skips it too")
+        self.assertEqual([r.model for r in openrouter.requests][-1], DEEPSEEK)
+        self.assertEqual(cloudflare.requests, [], "a claude- name with tools skips it too")
 
     def test_claude_names_get_a_tool_model_even_when_the_request_has_none(self):
         # No shipped table puts a tool-less model first, so this test's Cloudflare does: `auto`
@@ -405,9 +410,8 @@ class MessagesRoute(GatewayTest):
         for model in ("claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022"):
             self.assertEqual(self.post(dict(message(), model=model)).status, 200)
         self.assertEqual(self.post(dict(message(), tools=[READ])).status, 200)
-        self.assertEqual([r.model for r in cloudflare.requests],
-                         [gemma.id, "@cf/openai/gpt-oss-120b", "@cf/openai/gpt-oss-120b",
-                          "@cf/openai/gpt-oss-120b"])
+        best = next(m.id for m in cls.models if m.tools)
+        self.assertEqual([r.model for r in cloudflare.requests], [gemma.id, best, best, best])
 
     def test_requests_with_images_go_only_to_vision_models(self):
         groq = self.fake("groq")
@@ -417,7 +421,8 @@ class MessagesRoute(GatewayTest):
         response = self.post(dict(message(), messages=[{"role": "user", "content": [
             {"type": "text", "text": "what is it?"}, image]}]))
         self.assertEqual(response.status, 200)
-        self.assertEqual(groq.requests[0].model, "meta-llama/llama-4-scout-17b-16e-instruct")
+        self.assertEqual(groq.requests[0].model,
+                         next(m.id for m in providers.REGISTRY["groq"].models if m.vision))
 
     def test_the_client_key_may_come_as_x_api_key_or_bearer(self):
         self.fake("groq")
@@ -586,7 +591,7 @@ class RecordedClaudeCode(GatewayTest):
         self.assertEqual(response.status, 200)
 
         sent = groq.requests[0].body
-        self.assertEqual(sent["model"], "llama-3.3-70b-versatile")
+        self.assertEqual(sent["model"], GROQ_DEFAULT)
         roles = [m["role"] for m in sent["messages"]]
         self.assertEqual(roles, ["system", "user", "assistant", "tool", "assistant", "tool",
                                  "system", "user"])

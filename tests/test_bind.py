@@ -8,6 +8,7 @@ import time
 import unittest
 
 import freeride
+import providers
 from tests.support import GatewayTest
 from tests.temphome import HomeTest
 
@@ -131,6 +132,10 @@ LLM_MODELS = """\
 
 LLM_KEYS = {"// Note": "This file stores secret API credentials. Do not share!",
             "openai": "sk-proj-openaisecretvalue", "together": "tgp_v1_togethersecret"}
+
+# The smallest window among the models `auto` asks each provider for (their tables' first).
+AUTO_WINDOW = min(cls.models[0].context for cls in providers.REGISTRY.values()
+                  if cls.models and cls.models[0].context)
 
 
 class BinderContract:
@@ -424,11 +429,11 @@ class HermesTest(BinderContract, HomeTest):
 
     def test_the_context_length_is_a_window_the_models_really_have_and_at_least_64k(self):
         self.run_cli("bind", "hermes")
-        self.assertEqual(self.model_block()["context_length"], 128000)  # Cloudflare's gpt-oss-120b
-        self.assertEqual(freeride.served_context("auto")[0], 128000)
-        self.run_cli("bind", "hermes", "--model", "qwen-coder")  # 32K on three providers
-        self.assertEqual(freeride.served_context("qwen-coder")[0], 32768)
-        self.assertEqual(self.model_block()["context_length"], 262144)
+        self.assertEqual(self.model_block()["context_length"], AUTO_WINDOW)
+        self.assertEqual(freeride.served_context("auto")[0], AUTO_WINDOW)
+        self.run_cli("bind", "hermes", "--model", "llama-3.3-70b")  # 24K on Cloudflare
+        self.assertEqual(freeride.served_context("llama-3.3-70b")[0], 24000)
+        self.assertEqual(self.model_block()["context_length"], 131072, "the smallest over 64K")
 
     def test_an_older_single_value_model_setting_becomes_the_model_block(self):
         self.write(".hermes/config.yaml", "model: anthropic/claude-opus-4.6  # old style\n"

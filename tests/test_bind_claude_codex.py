@@ -91,6 +91,10 @@ CLAUDE_VARIABLES = ("ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MOD
                     "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
                     "ANTHROPIC_DEFAULT_HAIKU_MODEL", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC")
 
+# The smallest window among the models `auto` asks each provider for (their tables' first).
+AUTO_WINDOW = min(cls.models[0].context for cls in providers.REGISTRY.values()
+                  if cls.models and cls.models[0].context)
+
 
 def read_toml(text):
     """config.toml as data: by FreeRide's reader and, on 3.11+, the same by tomllib."""
@@ -204,11 +208,11 @@ class CodexTest(BinderContract, HomeTest):
         text = (self.home / ".codex/config.toml").read_text()
         self.assertIn('model = "auto"            # the default model\n', text)
         self.assertIn('Run the tests before saying done.\n"""\nmodel_provider = "freeride"\n'
-                      'model_context_window = 128000\n\n[sandbox_workspace_write]\n', text)
+                      'model_context_window = %d\n\n[sandbox_workspace_write]\n' % AUTO_WINDOW, text)
         self.assertTrue(text.startswith(CODEX.split("[tui]")[0].replace(
             'model = "gpt-5-codex"', 'model = "auto"').replace(
             '"""\n\n[sandbox', '"""\nmodel_provider = "freeride"\n'
-            'model_context_window = 128000\n\n[sandbox')))
+            'model_context_window = %d\n\n[sandbox' % AUTO_WINDOW)))
         self.assertTrue(text.endswith('bearer_token = "docs-bearer-secret-456"\n\n'
                                       '[model_providers.freeride]\nname = "FreeRide"\n'
                                       f'base_url = "http://127.0.0.1:{self.port}/v1"\n'
@@ -217,10 +221,10 @@ class CodexTest(BinderContract, HomeTest):
 
     def test_the_context_window_is_the_smallest_the_models_really_have(self):
         self.run_cli("bind", "codex")
-        self.assertEqual(self.config()["model_context_window"], 128000)
-        self.run_cli("bind", "codex", "--model", "qwen-coder")
-        self.assertEqual(self.config()["model_context_window"], 32768)
-        self.assertEqual(freeride.served_context("qwen-coder")[0], 32768)
+        self.assertEqual(self.config()["model_context_window"], AUTO_WINDOW)
+        self.run_cli("bind", "codex", "--model", "llama-3.3-70b")  # 24K on Cloudflare
+        self.assertEqual(self.config()["model_context_window"], 24000)
+        self.assertEqual(freeride.served_context("llama-3.3-70b")[0], 24000)
 
     def test_a_provider_table_already_there_is_updated_in_place(self):
         self.write(".codex/config.toml", CODEX + '\n[model_providers.freeride]\n'

@@ -9,6 +9,8 @@ import base64
 import struct
 import unittest
 
+import providers
+
 from tests.fakes import Reply, embeddings_ok, error, models_ok
 from tests.support import GatewayTest
 
@@ -173,21 +175,21 @@ class EmbeddingsFailover(EmbeddingsTest):
 
 
 class EmbeddingsWithoutProviders(EmbeddingsTest):
-    def test_groq_and_openrouter_serve_no_embeddings(self):
-        self.start_gateway(openrouter="k1", groq="g1")
+    def test_groq_serves_no_embeddings(self):
+        self.start_gateway(groq="g1")
         response = self.embed()
         self.assertEqual(response.status, 404)
         self.assertEqual(response.error["code"], "model_not_found")
-        self.assertEqual(self.embedding_requests("openrouter") + self.embedding_requests("groq"), [])
+        self.assertEqual(self.embedding_requests("groq"), [])
 
-    def test_groq_and_openrouter_are_passed_over_for_nvidia(self):
+    def test_groq_is_passed_over_for_nvidia(self):
         nvidia = self.fake("nvidia")
         nvidia.default(vectors(BGE_M3))
-        self.start_gateway(openrouter="k1", groq="g1", nvidia="n1")
+        self.start_gateway(groq="g1", nvidia="n1")
         response = self.embed()
         self.assertVectors(response, 1, BGE_M3)
         self.assertEqual(response.headers["X-FreeRide-Provider"], "nvidia")
-        self.assertEqual(self.fakes["openrouter"].requests + self.fakes["groq"].requests, [])
+        self.assertEqual(self.fakes["groq"].requests, [])
 
 
 class Models(GatewayTest):
@@ -217,15 +219,17 @@ class Models(GatewayTest):
             self.assertEqual(entries[model_id]["object"], "model")
             self.assertEqual(entries[model_id]["providers"], [provider])
         self.assertNotIn("openai/gpt-4o-mini", entries, "a paid OpenRouter model is never listed")
-        self.assertNotIn("some-unlisted-groq-model", entries)
+        self.assertEqual(entries["some-unlisted-groq-model"]["providers"], ["groq"],
+                         "every model Groq lists is on its free plan")
         self.assertEqual(entries["qwen/qwen3-coder:free"]["context_length"], 262144)
         self.assertEqual(entries["llama-3.3-70b-versatile"]["context_length"], 131072)
         for entry in entries.values():
             self.assertIsInstance(entry["providers"], list)
             self.assertTrue(entry["providers"])
             self.assertIsInstance(entry["context_length"], int)
-        asked = [(r.method, r.path, r.key) for r in self.fakes["groq"].requests]
-        self.assertEqual(asked, [("GET", "/v1/models", "g1")])
+        asked = [(r.method, r.path, r.key) for r in self.fakes["groq"].catalog_requests]
+        self.assertEqual(asked, [("GET", "/v1/models", "g1")], "fetched once, at start")
+        self.assertEqual(self.fakes["groq"].requests, [], "listing models calls no provider")
 
     def test_a_model_two_providers_serve_lists_both(self):
         self.fake("groq").on(models_ok("groq", [{"id": "openai/gpt-oss-120b", "context_window": 65536}]),
@@ -246,7 +250,7 @@ class Models(GatewayTest):
         self.assertEqual(entries["llama-3.3-70b"]["context_length"], 131072)
         self.assertEqual(entries["llama-3.1-8b"]["providers"], ["groq"], "OpenRouter has no free 8B")
 
-    def test_a_provider_whose_catalog_fails_is_skipped(self):
+    def test_a_provider_whose_catalog_fails_is_listed_from_its_module(self):
         self.fake("groq").on(error("groq", "server"), path="/models")
         self.fake("openrouter").on(models_ok("openrouter", ["meta-llama/llama-3.3-70b-instruct:free"]),
                                    path="/models")
@@ -255,9 +259,10 @@ class Models(GatewayTest):
         self.assertIn("meta-llama/llama-3.3-70b-instruct:free", entries)
         groq_only = [e["id"] for e in entries.values()
                      if e["providers"] == ["groq"] and e["owned_by"] != "freeride"]
-        self.assertEqual(groq_only, [], "nothing from the catalog that failed")
-        self.assertNotIn("llama-3.3-70b-versatile", entries)
-        self.assertEqual(len(self.fakes["groq"].requests), 1)
+        self.assertEqual(groq_only, [m.id for m in providers.REGISTRY["groq"].models],
+                         "the module's list is the offline fallback")
+        self.assertEqual(len(self.fakes["groq"].catalog_requests), 1)
+        self.assertEqual(self.fakes["groq"].requests, [], "not fetched again on the request")
 
     def test_cloudflare_catalog_is_read_from_its_v4_envelope(self):
         cloudflare = self.fake("cloudflare")
@@ -265,14 +270,15 @@ class Models(GatewayTest):
             {"id": "@cf/openai/gpt-oss-120b",
              "properties": [{"property_id": "context_window", "value": "64000"}]},
             "@cf/meta/llama-3.1-8b-instruct-fast",
-            "@cf/some/model-not-on-the-free-list"]), path="/models")
+            "@cf/zai-org/glm-5.3"]), path="/models")
         self.start_gateway(cloudflare="c1")
         entries = self.models()
         self.assertEqual(entries["@cf/openai/gpt-oss-120b"]["providers"], ["cloudflare"])
         self.assertEqual(entries["@cf/openai/gpt-oss-120b"]["context_length"], 64000)
         self.assertEqual(entries["@cf/meta/llama-3.1-8b-instruct-fast"]["context_length"], 128000)
-        self.assertNotIn("@cf/some/model-not-on-the-free-list", entries)
-        self.assertEqual([(r.method, r.path) for r in cloudflare.requests], [("GET", "/v1/models")])
+        self.assertNotIn("@cf/zai-org/glm-5.3", entries, "paid only, even when listed")
+        self.assertEqual([(r.method, r.path) for r in cloudflare.catalog_requests],
+                         [("GET", "/v1/models")])
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ class WatchTest(GatewayTest):
         expected = [r"▶ request model=openrouter/free stream",
                     r"→ openrouter\[k0\] openrouter/free",
                     r"← openrouter\[k0\] \d+ms RATE_LIMIT ✗ \(retry-after 47s\)",
-                    r"→ groq\[k0\] llama-3.3-70b-versatile",
+                    r"→ groq\[k0\] " + re.escape(providers.REGISTRY["groq"].models[0].id),
                     r"← groq\[k0\] \d+ms OK ✓",
                     r"■ complete via groq"]
         self.assertEqual(len(lines), 6, lines)
@@ -249,10 +249,9 @@ class ListTest(GatewayTest):
         super().setUp()
         self.groq, self.nvidia = self.fake("groq"), self.fake("nvidia")
         self.groq.on(fakes.models_ok("groq", [
-            {"id": "llama-3.3-70b-versatile", "context_window": 65536},
-            "meta-llama/llama-4-scout-17b-16e-instruct", "some-unlisted-groq-model"]),
-            path="/models")
-        self.nvidia.on(fakes.models_ok("nvidia", ["google/gemma-3-27b-it"]), path="/models",
+            {"id": "openai/gpt-oss-120b", "context_window": 65536},
+            "qwen/qwen3.8-27b", "some-new-groq-model"]), path="/models")
+        self.nvidia.on(fakes.models_ok("nvidia", ["google/gemma-4-31b-it"]), path="/models",
                        times=None)
         self.env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_PORT=str(closed_port()),
                              **self.provider_env(groq="gsk-1", nvidia="nv-1"))
@@ -266,46 +265,53 @@ class ListTest(GatewayTest):
         self.assertEqual(result.returncode, 0, result.stderr)
         return result.stdout
 
-    def test_list_shows_each_free_model_with_its_providers_context_tools_and_vision(self):
-        header, *lines = self.run_list().splitlines()
-        self.assertEqual(header.split(), ["MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION"])
+    def test_list_shows_each_free_model_with_its_providers_context_tools_vision_and_status(self):
+        header, *lines = self.run_list().split("\n\n")[0].splitlines()
+        self.assertEqual(header.split(), ["MODEL", "PROVIDERS", "CONTEXT", "TOOLS", "VISION",
+                                          "STATUS"])
         rows = {line.split()[0]: line.split()[1:] for line in lines}
-        self.assertEqual(rows["llama-3.3-70b-versatile"], ["groq", "65536", "yes", "no"])
-        self.assertEqual(rows["meta-llama/llama-4-scout-17b-16e-instruct"],
-                         ["groq", "131072", "yes", "yes"])
-        self.assertEqual(rows["google/gemma-3-27b-it"], ["nvidia", "131072", "no", "yes"])
+        self.assertEqual(rows["openai/gpt-oss-120b"], ["groq", "65536", "yes", "no", "live"])
+        self.assertEqual(rows["qwen/qwen3.8-27b"], ["groq", "131072", "yes", "yes", "live"])
+        self.assertEqual(rows["some-new-groq-model"][0], "groq", "Groq: every listed model is free")
+        self.assertEqual(rows["google/gemma-4-31b-it"][0], "nvidia")
         self.assertEqual(rows["auto"][0], "groq,nvidia")
-        self.assertNotIn("some-unlisted-groq-model", rows, "not on Groq's free list")
-        self.assertNotIn("meta/llama-3.3-70b-instruct", rows, "not in NVIDIA's live catalog")
+        self.assertEqual(rows["auto"][-1], "alias")
+        self.assertEqual(rows["openai/gpt-oss-20b"][-1], "gone", "in Groq's table, not its catalog")
+        self.assertEqual(rows["nvidia/nemotron-3-super-120b-a12b"][-1], "gone")
         self.assertEqual(self.catalog_requests(), [("groq", "GET", "/v1/models", "gsk-1"),
                                                    ("nvidia", "GET", "/v1/models", "nv-1")])
 
     def test_a_second_list_comes_from_the_cache_and_refresh_fetches_again(self):
         self.run_list()
-        self.groq.on(fakes.models_ok("groq", ["llama-3.3-70b-versatile", "llama-3.1-8b-instant"]),
+        self.groq.on(fakes.models_ok("groq", ["openai/gpt-oss-120b", "openai/gpt-oss-20b"]),
                      path="/models")
         cached = {e["id"]: e for e in json.loads(self.run_list("--json"))}
         self.assertEqual(len(self.catalog_requests()), 2, "the cached list asked the providers")
-        self.assertEqual(cached["llama-3.3-70b-versatile"]["providers"], ["groq"])
-        self.assertEqual(cached["llama-3.3-70b-versatile"]["context_length"], 65536)
-        self.assertIs(cached["google/gemma-3-27b-it"]["tools"], False)
-        self.assertNotIn("llama-3.1-8b-instant", cached)
+        self.assertEqual(cached["openai/gpt-oss-120b"]["providers"], ["groq"])
+        self.assertEqual(cached["openai/gpt-oss-120b"]["context_length"], 65536)
+        self.assertIs(cached["openai/gpt-oss-20b"]["available"], False)
         refreshed = {e["id"]: e for e in json.loads(self.run_list("--refresh", "--json"))}
         self.assertEqual(len(self.catalog_requests()), 4)
-        self.assertIn("llama-3.1-8b-instant", refreshed)
-        self.assertEqual(refreshed["llama-3.3-70b-versatile"]["context_length"], 131072)
+        self.assertNotIn("available", refreshed["openai/gpt-oss-20b"])
+        self.assertEqual(refreshed["openai/gpt-oss-120b"]["context_length"], 131072)
 
     def test_the_cache_is_not_used_once_the_keys_change(self):
         self.run_list()
         del self.env["NVIDIA_API_KEY"]
         rows = {e["id"]: e for e in json.loads(self.run_list("--json"))}
-        self.assertNotIn("google/gemma-3-27b-it", rows, "nvidia has no key any more")
+        self.assertNotIn("google/gemma-4-31b-it", rows, "nvidia has no key any more")
         self.assertEqual(rows["auto"]["providers"], ["groq"])
-        for name in [v for v in self.env if v.endswith("_API_KEY")]:
-            del self.env[name]
-        result = run_cli("list", env=self.env)
-        self.assertEqual(result.returncode, 1, result.stdout)
-        self.assertIn("no provider key is set", result.stderr)
+
+    def test_a_damaged_or_future_dated_cache_is_fetched_again(self):
+        (self.home / "catalogs.json").write_text("{damaged")
+        self.run_list()
+        self.assertEqual(len(self.catalog_requests()), 2)
+        doc = json.loads((self.home / "catalogs.json").read_text())
+        for entry in doc["providers"].values():
+            entry["fetched"] = time.time() + 30 * 86400
+        (self.home / "catalogs.json").write_text(json.dumps(doc))
+        self.run_list()
+        self.assertEqual(len(self.catalog_requests()), 4, "a time in the future never holds")
 
 
 class DoctorTest(GatewayTest):

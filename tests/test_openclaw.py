@@ -98,10 +98,15 @@ class AutoTest(OpenClawHome):
         self.assertIn("through the FreeRide gateway", result.out)
 
     def test_gateway_fallbacks_are_tool_capable_families_served_most_widely(self):
-        fallbacks = freeride.gateway_fallbacks("auto", 10)
-        self.assertNotIn("gemma", fallbacks)  # no provider serves it with tools
-        self.assertEqual(fallbacks[0], "llama-3.3-70b")
-        self.assertNotIn("llama-3.3-70b", freeride.gateway_fallbacks("llama-3.3-70b", 10))
+        fallbacks = freeride.gateway_fallbacks("auto", 20)
+        routes = freeride.all_routes()
+        served = [len({r.name for r, _ in freeride.resolve(routes, f, tools=True)})
+                  for f in fallbacks]
+        self.assertTrue(all(served), "each is served with tools somewhere")
+        self.assertEqual(served, sorted(served, reverse=True), "most providers first")
+        untooled = [f for f in freeride.FAMILIES if not freeride.resolve(routes, f, tools=True)]
+        self.assertEqual(sorted(fallbacks + untooled), sorted(freeride.FAMILIES))
+        self.assertNotIn(fallbacks[0], freeride.gateway_fallbacks(fallbacks[0], 20))
 
     def test_without_the_gateway_or_an_openrouter_key_it_says_what_to_do(self):
         self.write_config({"gateway": {"port": 1}})

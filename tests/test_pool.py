@@ -28,7 +28,7 @@ from tests.support import GatewayTest
 
 DATA = Path(__file__).resolve().parent / "data"
 CERT = DATA / "localhost-cert.pem"
-MODEL = "llama-3.3-70b-versatile"  # a Groq model: the groq route serves it by that name
+MODEL = "openai/gpt-oss-120b"  # a Groq model: the groq route serves it by that name
 
 
 def tls_context():
@@ -39,7 +39,7 @@ def tls_context():
 
 def groq_env(url, **extra):
     return {"FREERIDE_PROVIDERS": "groq", "GROQ_API_KEY": "gsk-pool-test", "GROQ_BASE_URL": url,
-            **extra}
+            "FREERIDE_CATALOGS": "0", **extra}  # these upstreams count every connection
 
 
 # ----------------------------------------------------------------------------- test servers

@@ -42,7 +42,8 @@ class ReadmeTest(unittest.TestCase):
                                            cls.base_url_var or f"{name.upper()}_BASE_URL"):
                     if var:
                         self.assertIn(f"`{var}", README)
-                self.assertIn(f"{cls.models[0].id}", README)
+                if cls.models:  # a local server serves what it has loaded
+                    self.assertIn(f"{cls.models[0].id}", README)
 
 
 if __name__ == "__main__":

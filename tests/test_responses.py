@@ -5,9 +5,14 @@ import json
 import unittest
 
 import freeride
+import providers
 from tests import fakes
+from tests.fakes import models_ok
 from tests.sse import delta_stream, encode, fixture, named_events, tool_delta, usage
 from tests.support import GatewayTest
+
+GROQ_DEFAULT = providers.REGISTRY["groq"].models[0].id
+DEEPSEEK = "deepseek/deepseek-chat-v3-0324:free"  # a tool model a test's catalog lists
 
 
 def translate(**body):
@@ -325,7 +330,7 @@ class ResponsesRoute(GatewayTest):
         self.assertEqual(response.status, 200)
         doc = response.json()
         self.assertEqual((doc["status"], doc["model"], doc["_freeride_provider"]),
-                         ("completed", "llama-3.3-70b-versatile", "groq"))
+                         ("completed", GROQ_DEFAULT, "groq"))
         self.assertEqual(doc["output"][0]["content"][0]["text"], "Hello from the fake")
         self.assertEqual(doc["usage"]["input_tokens"], 7)
         self.assertEqual(response.headers["X-FreeRide-Provider"], "groq")
@@ -369,8 +374,9 @@ class ResponsesRoute(GatewayTest):
 
     def test_requests_with_tools_go_only_to_tool_models_and_images_to_vision_models(self):
         # Cloudflare comes first and spells the deepseek family with a model that calls no
-        # tools; OpenRouter's deepseek does. Groq's first model sees no images.
+        # tools; OpenRouter's live catalog has a deepseek that does (and sees no images).
         cloudflare, openrouter, groq = self.fake("cloudflare"), self.fake("openrouter"), self.fake("groq")
+        openrouter.on(models_ok("openrouter", ["openrouter/free", DEEPSEEK]), path="/models")
         self.start_gateway(cloudflare="cf-1", openrouter="or-1", groq="gsk-1")
         plain = self.post({"model": "deepseek", "input": "hi"})
         self.assertEqual((plain.status, plain.json()["_freeride_provider"]), (200, "cloudflare"))
@@ -382,20 +388,21 @@ class ResponsesRoute(GatewayTest):
         self.assertEqual(with_tools.json()["_freeride_provider"], "openrouter")
         self.assertEqual(len(cloudflare.requests), 1, "the tool-less model was not asked")
         [asked] = openrouter.requests
-        self.assertEqual(asked.model, "deepseek/deepseek-chat-v3-0324:free")
+        self.assertEqual(asked.model, DEEPSEEK)
         self.assertEqual([t["function"]["name"] for t in asked.body["tools"]], ["shell"])
 
-        nobody = self.post({"model": "gemma", "input": "x", "tools": [SHELL]})
-        self.assertEqual(nobody.status, 404, "every gemma is tool-less")
+        image = {"type": "message", "role": "user", "content": [
+            {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}
+        nobody = self.post({"model": "deepseek", "input": [image], "tools": [SHELL]})
+        self.assertEqual(nobody.status, 404, "no deepseek takes both tools and images")
         self.assertEqual(nobody.json()["error"]["code"], "model_not_found")
         self.assertEqual((len(cloudflare.requests), len(openrouter.requests), groq.requests),
                          (1, 1, []))
 
-        image = {"type": "message", "role": "user", "content": [
-            {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}
         self.start_gateway(groq="gsk-1")
         self.assertEqual(self.post({"model": "auto", "input": [image], "tools": [SHELL]}).status, 200)
-        self.assertEqual(groq.requests[0].model, "meta-llama/llama-4-scout-17b-16e-instruct")
+        self.assertEqual(groq.requests[0].model,
+                         next(m.id for m in providers.REGISTRY["groq"].models if m.vision))
 
 
 class ResponsesFailover(GatewayTest):
@@ -487,7 +494,7 @@ class RecordedCodex(GatewayTest):
         self.assertEqual(response.status, 200)
 
         sent = groq.requests[0].body
-        self.assertEqual(sent["model"], "llama-3.3-70b-versatile")
+        self.assertEqual(sent["model"], GROQ_DEFAULT)
         roles = [m["role"] for m in sent["messages"]]
         self.assertEqual(roles, ["system", "system", "user", "user", "assistant", "tool",
                                  "assistant", "tool", "user"])
