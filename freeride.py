@@ -3640,8 +3640,9 @@ def _plain(text):
 
 
 def _same(a, b):
-    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0)."""
-    if type(a) is not type(b):
+    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0; a number read
+    from a JSON file is of its plain type)."""
+    if _plain_type(a) is not _plain_type(b):
         return False
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
@@ -4176,6 +4177,29 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
+class Spelled:
+    """A number read from a JSON config that keeps the text it was written as, to be written
+    back the same: json would make 1.10 into 1.1, 1E5 into 100000.0 and 1e400 into Infinity.
+    It is still the number: a SpelledInt is an int, a SpelledFloat a float."""
+
+    def __new__(cls, text):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+class SpelledInt(Spelled, int):
+    plain = int
+
+
+class SpelledFloat(Spelled, float):
+    plain = float
+
+
+def _plain_type(value):
+    return value.plain if isinstance(value, Spelled) else type(value)
+
+
 def _strip_json5(text):
     """text without JSON5's trailing commas; and whether it had // or /* */ comments."""
     out, last, comments, i = [], -1, False, 0
@@ -4220,7 +4244,8 @@ def read_json_config(text, name):
         raise CannotEdit(f"{name} has comments (JSON5); FreeRide rewrites JSON files whole and "
                          "would lose them, so it leaves this one as it is")
     try:
-        doc = json.loads(cleaned, object_pairs_hook=_unique_keys)
+        doc = json.loads(cleaned, object_pairs_hook=_unique_keys, parse_int=SpelledInt,
+                         parse_float=SpelledFloat)
     except ValueError as e:
         raise CannotEdit(f"{name} is not JSON FreeRide can read ({e})") from None
     if not isinstance(doc, dict):
@@ -4231,9 +4256,26 @@ def read_json_config(text, name):
 def dump_json_config(doc, original):
     """doc as JSON, indented like the original file (two spaces if it gives no hint)."""
     m = re.search(r"^([ \t]+)\S", original, re.M)
-    indent = (("\t" if "\t" in m.group(1) else len(m.group(1))) if m else 2) or 2
-    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    indent = ("\t" if "\t" in m.group(1) else " " * len(m.group(1))) if m else "  "
+    text = _json_text(doc, indent) + "\n"
     return text.replace("\n", "\r\n") if "\r\n" in original else text
+
+
+def _json_text(value, indent, depth=0):
+    """value as json.dumps(value, indent=indent, ensure_ascii=False) writes it, except that a
+    number read from the file is written as it was spelled there (json.dumps has no hook to
+    write a value as raw text). Keys are strings, as in every JSON file."""
+    if isinstance(value, Spelled):
+        return value.text
+    if not isinstance(value, (dict, list)) or not value:
+        return json.dumps(value, ensure_ascii=False)
+    inner, outer = "\n" + indent * (depth + 1), "\n" + indent * depth
+    if isinstance(value, dict):
+        items = [json.dumps(key, ensure_ascii=False) + ": " + _json_text(item, indent, depth + 1)
+                 for key, item in value.items()]
+        return "{" + inner + ("," + inner).join(items) + outer + "}"
+    items = [_json_text(item, indent, depth + 1) for item in value]
+    return "[" + inner + ("," + inner).join(items) + outer + "]"
 
 
 def _json_object(parent, key, where):
