@@ -50,6 +50,7 @@ import selectors
 import signal
 import socket
 import ssl
+import stat
 import struct
 import sys
 import threading
@@ -4977,15 +4978,30 @@ class FileChange(NamedTuple):
     secrets: frozenset
 
 
+NONBLOCKING = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO does not wait (none on Windows)
+
+
 def _read(path):
+    """A config file's bytes; None if there is none. Only a regular file is read: a FIFO would
+    wait for a writer and a device such as /dev/zero never ends. It is looked at before it
+    is opened and again once open (without waiting), in case it was swapped in between."""
     try:
-        return path.read_bytes()
+        _regular(path, os.stat(path).st_mode)
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | NONBLOCKING)) as f:
+            _regular(path, os.fstat(f.fileno()).st_mode)
+            return f.read()
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise CannotEdit(f"{path} is a directory, not a config file") from None
     except OSError as e:
         raise CannotEdit(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _regular(path, mode):
+    if stat.S_ISDIR(mode):
+        raise CannotEdit(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        raise CannotEdit(f"{path} is not a regular file (a FIFO, a device or a socket); "
+                         "FreeRide edits only regular files")
 
 
 def plan(targets):

@@ -1,9 +1,12 @@
 """What `freeride bind` and `unbind` do to the files around the settings they own: numbers in
-a JSON config come back spelled as the user wrote them."""
+a JSON config come back spelled as the user wrote them, and anything that is not a regular
+file is refused at once (a FIFO or a device would hang the command)."""
 import json
+import os
 import unittest
 
 import freeride
+from tests.support import run_cli
 from tests.temphome import HomeTest
 
 # Numbers that json.loads and json.dumps do not give back as written: 1e400 becomes Infinity,
@@ -59,6 +62,46 @@ class NumbersTest(HomeTest):
         for indent, hint in ((2, "{}"), (4, '{\n    "x": 1}'), ("\t", '{\n\t"x": 1}')):
             self.assertEqual(freeride.dump_json_config(doc, hint),
                              json.dumps(doc, indent=indent, ensure_ascii=False) + "\n")
+
+
+class NotARegularFileTest(HomeTest):
+    def run_bounded(self, *argv):
+        """`freeride ARGV` in a child process, which a hang would not outlive."""
+        return run_cli(*argv, env=self.env, timeout=20)
+
+    def assert_refused(self, result, path):
+        self.assertEqual(result.returncode, 1, result)
+        self.assertIn(f"freeride: {path} is not a regular file", result.stderr)
+        self.assertIn("Nothing was changed", result.stderr)
+
+    def test_a_fifo_is_refused_at_once_and_nothing_is_written(self):
+        fifo = self.home / ".openclaw" / "openclaw.json"
+        fifo.parent.mkdir()
+        os.mkfifo(fifo)
+        before = self.snapshot()
+        for argv in (("bind", "openclaw", "--dry-run"), ("bind", "openclaw")):
+            with self.subTest(argv[-1]):
+                self.assert_refused(self.run_bounded(*argv), fifo)
+                self.assertEqual(self.snapshot(), before)
+                self.assertFalse((self.home / ".freeride" / "bind").exists())
+
+    def test_a_link_to_a_device_is_refused_at_once(self):
+        link = self.home / ".claude" / "settings.json"
+        link.parent.mkdir()
+        link.symlink_to("/dev/zero")
+        for argv in (("bind", "claude", "--dry-run"), ("bind", "claude")):
+            with self.subTest(argv[-1]):
+                self.assert_refused(self.run_bounded(*argv), "/dev/zero")
+        self.assertEqual(os.readlink(link), "/dev/zero")
+        self.assertFalse((self.home / ".freeride" / "bind").exists())
+
+    def test_unbind_refuses_a_bound_file_that_became_a_fifo(self):
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        path = self.home / ".claude" / "settings.json"
+        path.unlink()
+        os.mkfifo(path)
+        self.assert_refused(self.run_bounded("unbind", "claude"), path)
+        self.assertTrue((self.home / ".freeride" / "bind" / "claude.json").exists())
 
 
 if __name__ == "__main__":
