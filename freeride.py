@@ -3520,7 +3520,8 @@ def cmd_pack(args, config):
 #     replaced: the command stops, says where and why, and the file stays byte for byte;
 #   - only the settings FreeRide owns change: every other key and comment stays as it was;
 #   - a timestamped backup is written first, then the new content through an atomic rename
-#     that keeps the file's permissions.
+#     that keeps the file's permissions (a file bind made and that holds only what bind wrote
+#     gets no backup: unbind deletes it, and then the folders bind made, once they are empty).
 # The standard library has no YAML and cannot write TOML, so YamlDocument and TomlDocument
 # are small line editors (one LineEditor underneath) for exactly the YAML and TOML these agents
 # use. JSON files are parsed and rewritten whole, keys in order.
@@ -4970,12 +4971,14 @@ def say_reload(agent):
 # -- planning and writing changes -------------------------------------------------------------
 
 class FileChange(NamedTuple):
-    """One file to write (after=None: to delete). before=None: the file does not exist."""
+    """One file to write (after=None: to delete). before=None: the file does not exist.
+    backup=False: what it holds is not kept before it is replaced (see bind_wrote)."""
     path: Path
     before: object
     after: object
     mode: int
     secrets: frozenset
+    backup: bool = True
 
 
 NONBLOCKING = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO does not wait (none on Windows)
@@ -5089,7 +5092,7 @@ def apply(change):
         raise CannotEdit(f"{change.path} changed while FreeRide was editing it; run the "
                          "command again")
     backup = None
-    if change.before is not None:
+    if change.before is not None and change.backup:
         backup = write_backup(change.path, change.before, os.stat(change.path).st_mode & 0o7777)
     if change.after is None:
         change.path.unlink()
@@ -5111,7 +5114,8 @@ def apply_all(changes, dry_run, out):
         backup = apply(change)
         what = "deleted" if change.after is None else "wrote"
         out.write(f"{what} {change.path}" + (f" (backup of the old file: {backup})\n" if backup
-                                              else " (new file)\n"))
+                                              else " (new file)\n" if change.before is None
+                                              else " (no backup: it held only what bind wrote)\n"))
     return True
 
 
@@ -5144,11 +5148,41 @@ def save_records(config, agent, records):
 
 
 def original(change):
-    """The record of a file as it was before FreeRide first changed it."""
+    """The record of a file as it was before FreeRide first changed it; for a new file, also
+    the folders that writing it makes, which unbind removes once they are empty again."""
     return {"path": str(change.path), "existed": change.before is not None,
             "mode": change.mode if change.before is not None else None,
             "content": base64.b64encode(change.before or b"").decode(),
+            "dirs": missing_folders(change.path) if change.before is None else [],
             "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def missing_folders(path):
+    """The folders above path that do not exist yet, the deepest first."""
+    missing = []
+    for folder in path.parents:
+        if folder.exists():
+            break
+        missing.append(str(folder))
+    return missing
+
+
+def bind_wrote(row, data):
+    """True if data is what bind last wrote into a file that bind made: nothing in it is the
+    user's, so it is replaced or deleted without a backup (which would also keep its folder
+    from being empty again)."""
+    return bool(row) and not row["existed"] and data is not None \
+        and hashlib.sha256(data).hexdigest() == row.get("written")
+
+
+def remove_folders(folders, out):
+    """Remove each folder bind made that is empty again, the deepest first; any other stays."""
+    for folder in sorted(set(folders), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue  # not empty (the user's files, a backup), or gone already
+        out.write(f"deleted {folder} (an empty folder bind made)\n")
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -5199,9 +5233,12 @@ def cmd_bind(args, config):
             return 0
         if not args.dry_run:
             records = load_records(config, args.agent)
+            changes = [c._replace(backup=not bind_wrote(records.get(str(c.path)), c.before))
+                       for c in changes]
             for change in changes:
-                if change.after != change.before and str(change.path) not in records:
-                    records[str(change.path)] = original(change)
+                if change.after != change.before:
+                    row = records.setdefault(str(change.path), original(change))
+                    row["written"] = hashlib.sha256(change.after).hexdigest()
             save_records(config, args.agent, records)
         apply_all(changes, args.dry_run, sys.stdout)
     except CannotEdit as e:
@@ -5266,7 +5303,8 @@ def cmd_unbind(args, config):
             after = base64.b64decode(row["content"]) if row["existed"] else None
             if before != after:
                 changes.append(FileChange(path, before, after, row["mode"] or 0o600,
-                                          secrets_in(path, before) | secrets_in(path, after)))
+                                          secrets_in(path, before) | secrets_in(path, after),
+                                          not bind_wrote(row, before)))
             elif after is not None and os.stat(path).st_mode & 0o7777 != row["mode"] \
                     and not args.dry_run:
                 os.chmod(path, row["mode"])
@@ -5274,6 +5312,7 @@ def cmd_unbind(args, config):
             print(f"freeride: {agent.title}'s files already hold what they held before bind")
         if args.dry_run:
             return 0
+        remove_folders([f for row in chosen.values() for f in row.get("dirs", ())], sys.stdout)
         save_records(config, args.agent, {p: r for p, r in records.items() if p not in chosen})
     except CannotEdit as e:
         print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)

@@ -1,6 +1,7 @@
 """What `freeride bind` and `unbind` do to the files around the settings they own: numbers in
-a JSON config come back spelled as the user wrote them, and anything that is not a regular
-file is refused at once (a FIFO or a device would hang the command)."""
+a JSON config come back spelled as the user wrote them, anything that is not a regular file
+is refused at once (a FIFO or a device would hang the command), and the folders bind made
+for a new config file go again at unbind once they are empty."""
 import json
 import os
 import unittest
@@ -102,6 +103,70 @@ class NotARegularFileTest(HomeTest):
         os.mkfifo(path)
         self.assert_refused(self.run_bounded("unbind", "claude"), path)
         self.assertTrue((self.home / ".freeride" / "bind" / "claude.json").exists())
+
+
+class FoldersTest(HomeTest):
+    def test_unbind_removes_the_folder_bind_made(self):
+        folder = self.home / ".claude"
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        self.assertTrue((folder / "settings.json").is_file())
+        result = self.run_cli("unbind", "claude")
+        self.assertEqual(result.code, 0, result)
+        self.assertFalse(folder.exists(), list(folder.iterdir()) if folder.exists() else None)
+
+    def test_every_level_bind_made_goes_and_the_ones_before_stay(self):
+        (self.home / "a").mkdir()
+        self.env["CLAUDE_CONFIG_DIR"] = str(self.home / "a" / "b" / "c")
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        self.assertEqual(self.run_cli("unbind", "claude").code, 0)
+        self.assertEqual(list((self.home / "a").iterdir()), [])
+
+    def test_two_files_in_one_new_folder_both_go_and_then_the_folder(self):
+        folder = self.home / ".config" / "io.datasette.llm"  # XDG_CONFIG_HOME is not there yet
+        self.assertEqual(self.run_cli("bind", "llm").code, 0)
+        self.assertEqual(sorted(p.name for p in folder.iterdir()),
+                         ["extra-openai-models.yaml", "keys.json"])
+        self.assertEqual(self.run_cli("unbind", "llm").code, 0)
+        self.assertFalse((self.home / ".config").exists())
+
+    def test_binding_again_leaves_no_backup_of_what_bind_wrote_itself(self):
+        folder = self.home / ".claude"
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        self.assertEqual(self.run_cli("bind", "claude", "--model", "llama-3.3-70b").code, 0)
+        self.assertEqual(self.backups(folder / "settings.json"), [])
+        self.assertEqual(self.run_cli("unbind", "claude").code, 0)
+        self.assertFalse(folder.exists())
+
+    def test_a_folder_that_was_there_before_bind_stays_even_empty(self):
+        folder = self.home / ".claude"
+        folder.mkdir()
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        self.assertEqual(self.run_cli("unbind", "claude").code, 0)
+        self.assertTrue(folder.is_dir())
+        self.assertEqual(list(folder.iterdir()), [])
+
+    def test_a_folder_bind_made_stays_while_something_else_is_in_it(self):
+        folder = self.home / ".claude"
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        (folder / "history.jsonl").write_text("{}\n")
+        self.assertEqual(self.run_cli("unbind", "claude").code, 0)
+        self.assertEqual([p.name for p in folder.iterdir()], ["history.jsonl"])
+
+    def test_a_new_file_changed_after_bind_is_backed_up_and_its_folder_kept(self):
+        path = self.home / ".claude" / "settings.json"
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        edited = path.read_text().replace('"1"', '"0"')
+        path.write_text(edited)
+        self.assertEqual(self.run_cli("unbind", "claude").code, 0)
+        self.assertFalse(path.exists())
+        [backup] = self.backups(path)
+        self.assertEqual(backup.read_text(), edited)
+
+    def test_dry_run_unbind_removes_no_folder(self):
+        folder = self.home / ".claude"
+        self.assertEqual(self.run_cli("bind", "claude").code, 0)
+        self.assertEqual(self.run_cli("unbind", "claude", "--dry-run").code, 0)
+        self.assertTrue((folder / "settings.json").is_file())
 
 
 if __name__ == "__main__":
