@@ -3524,7 +3524,8 @@ def cmd_pack(args, config):
 #     gets no backup: unbind deletes it, and then the folders bind made, once they are empty).
 # The standard library has no YAML and cannot write TOML, so YamlDocument and TomlDocument
 # are small line editors (one LineEditor underneath) for exactly the YAML and TOML these agents
-# use. JSON files are parsed and rewritten whole, keys in order.
+# use. JSON files are parsed and rewritten whole, keys in order and numbers as they were
+# spelled (Spelled).
 
 class CannotEdit(Exception):
     """A config file FreeRide will not change; the message says which file, where and why."""
