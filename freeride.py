@@ -5779,6 +5779,22 @@ class Paint:
         return f"\033[{self.CODES[colour]}m{text}\033[0m" if self.on else text
 
 
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 (ESC, BEL, CR...), DEL and C1 (CSI...)
+
+
+def visible(value):
+    """value with each control character in its text written as \\xNN, so that text from
+    clients and providers (model names, error messages) cannot move the cursor, clear the
+    screen or retitle the terminal; dicts and lists are gone through."""
+    if isinstance(value, str):
+        return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    if isinstance(value, dict):
+        return {visible(k): visible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [visible(v) for v in value]
+    return value
+
+
 # -- status -----------------------------------------------------------------------------------
 
 def cmd_status(args, config):
@@ -5792,6 +5808,7 @@ def cmd_status(args, config):
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
+    doc = visible(doc)  # reasons are the providers' words, and the doc may come from anything
     paint = Paint(sys.stdout, config.env)
     gateway = doc["gateway"]
     if gateway:
@@ -5889,7 +5906,9 @@ def _parse_lines(lines):
 
 
 def render_event(e, paint):
-    """One line per event, as `freeride watch` shows it."""
+    """One line per event, as `freeride watch` shows it, with the control characters in its
+    text escaped (visible): only Paint's colours reach the terminal."""
+    raw, e = e, visible(e)
     ts = e.get("ts", 0)
     stamp = paint("dim", time.strftime("[%H:%M:%S", time.localtime(ts))
                   + f".{int(ts * 1000) % 1000:03d}]")
@@ -5915,7 +5934,8 @@ def render_event(e, paint):
     elif kind == "failed":
         text = paint("red", f"■ failed {e.get('status')}: {e.get('message')}")
     else:
-        text = f"{kind} {json.dumps({k: v for k, v in e.items() if k not in ('ts', 'req')})}"
+        # json.dumps escapes every control character itself (ensure_ascii)
+        text = f"{kind} {json.dumps({k: v for k, v in raw.items() if k not in ('ts', 'req')})}"
     return f"{stamp} {e.get('req', ''):<12}  {text}"
 
 
