@@ -50,6 +50,7 @@ import selectors
 import signal
 import socket
 import ssl
+import stat
 import struct
 import sys
 import threading
@@ -3868,10 +3869,12 @@ def cmd_pack(args, config):
 #     replaced: the command stops, says where and why, and the file stays byte for byte;
 #   - only the settings FreeRide owns change: every other key and comment stays as it was;
 #   - a timestamped backup is written first, then the new content through an atomic rename
-#     that keeps the file's permissions.
+#     that keeps the file's permissions (a file bind made and that holds only what bind wrote
+#     gets no backup: unbind deletes it, and then the folders bind made, once they are empty).
 # The standard library has no YAML and cannot write TOML, so YamlDocument and TomlDocument
 # are small line editors (one LineEditor underneath) for exactly the YAML and TOML these agents
-# use. JSON files are parsed and rewritten whole, keys in order.
+# use. JSON files are parsed and rewritten whole, keys in order and numbers as they were
+# spelled (Spelled).
 
 class CannotEdit(Exception):
     """A config file FreeRide will not change; the message says which file, where and why."""
@@ -3989,8 +3992,9 @@ def _plain(text):
 
 
 def _same(a, b):
-    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0)."""
-    if type(a) is not type(b):
+    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0; a number read
+    from a JSON file is of its plain type)."""
+    if _plain_type(a) is not _plain_type(b):
         return False
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
@@ -4525,6 +4529,29 @@ def _unique_keys(pairs):
     return dict(pairs)
 
 
+class Spelled:
+    """A number read from a JSON config that keeps the text it was written as, to be written
+    back the same: json would make 1.10 into 1.1, 1E5 into 100000.0 and 1e400 into Infinity.
+    It is still the number: a SpelledInt is an int, a SpelledFloat a float."""
+
+    def __new__(cls, text):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+class SpelledInt(Spelled, int):
+    plain = int
+
+
+class SpelledFloat(Spelled, float):
+    plain = float
+
+
+def _plain_type(value):
+    return value.plain if isinstance(value, Spelled) else type(value)
+
+
 def _strip_json5(text):
     """text without JSON5's trailing commas; and whether it had // or /* */ comments."""
     out, last, comments, i = [], -1, False, 0
@@ -4569,7 +4596,8 @@ def read_json_config(text, name):
         raise CannotEdit(f"{name} has comments (JSON5); FreeRide rewrites JSON files whole and "
                          "would lose them, so it leaves this one as it is")
     try:
-        doc = json.loads(cleaned, object_pairs_hook=_unique_keys)
+        doc = json.loads(cleaned, object_pairs_hook=_unique_keys, parse_int=SpelledInt,
+                         parse_float=SpelledFloat)
     except ValueError as e:
         raise CannotEdit(f"{name} is not JSON FreeRide can read ({e})") from None
     if not isinstance(doc, dict):
@@ -4580,9 +4608,26 @@ def read_json_config(text, name):
 def dump_json_config(doc, original):
     """doc as JSON, indented like the original file (two spaces if it gives no hint)."""
     m = re.search(r"^([ \t]+)\S", original, re.M)
-    indent = (("\t" if "\t" in m.group(1) else len(m.group(1))) if m else 2) or 2
-    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    indent = ("\t" if "\t" in m.group(1) else " " * len(m.group(1))) if m else "  "
+    text = _json_text(doc, indent) + "\n"
     return text.replace("\n", "\r\n") if "\r\n" in original else text
+
+
+def _json_text(value, indent, depth=0):
+    """value as json.dumps(value, indent=indent, ensure_ascii=False) writes it, except that a
+    number read from the file is written as it was spelled there (json.dumps has no hook to
+    write a value as raw text). Keys are strings, as in every JSON file."""
+    if isinstance(value, Spelled):
+        return value.text
+    if not isinstance(value, (dict, list)) or not value:
+        return json.dumps(value, ensure_ascii=False)
+    inner, outer = "\n" + indent * (depth + 1), "\n" + indent * depth
+    if isinstance(value, dict):
+        items = [json.dumps(key, ensure_ascii=False) + ": " + _json_text(item, indent, depth + 1)
+                 for key, item in value.items()]
+        return "{" + inner + ("," + inner).join(items) + outer + "}"
+    items = [_json_text(item, indent, depth + 1) for item in value]
+    return "[" + inner + ("," + inner).join(items) + outer + "]"
 
 
 def _json_object(parent, key, where):
@@ -5276,23 +5321,40 @@ def say_reload(agent):
 # -- planning and writing changes -------------------------------------------------------------
 
 class FileChange(NamedTuple):
-    """One file to write (after=None: to delete). before=None: the file does not exist."""
+    """One file to write (after=None: to delete). before=None: the file does not exist.
+    backup=False: what it holds is not kept before it is replaced (see bind_wrote)."""
     path: Path
     before: object
     after: object
     mode: int
     secrets: frozenset
+    backup: bool = True
+
+
+NONBLOCKING = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO does not wait (none on Windows)
 
 
 def _read(path):
+    """A config file's bytes; None if there is none. Only a regular file is read: a FIFO would
+    wait for a writer and a device such as /dev/zero never ends. It is looked at before it
+    is opened and again once open (without waiting), in case it was swapped in between."""
     try:
-        return path.read_bytes()
+        _regular(path, os.stat(path).st_mode)
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | NONBLOCKING)) as f:
+            _regular(path, os.fstat(f.fileno()).st_mode)
+            return f.read()
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise CannotEdit(f"{path} is a directory, not a config file") from None
     except OSError as e:
         raise CannotEdit(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _regular(path, mode):
+    if stat.S_ISDIR(mode):
+        raise CannotEdit(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        raise CannotEdit(f"{path} is not a regular file (a FIFO, a device or a socket); "
+                         "FreeRide edits only regular files")
 
 
 def plan(targets):
@@ -5380,7 +5442,7 @@ def apply(change):
         raise CannotEdit(f"{change.path} changed while FreeRide was editing it; run the "
                          "command again")
     backup = None
-    if change.before is not None:
+    if change.before is not None and change.backup:
         backup = write_backup(change.path, change.before, os.stat(change.path).st_mode & 0o7777)
     if change.after is None:
         change.path.unlink()
@@ -5402,7 +5464,8 @@ def apply_all(changes, dry_run, out):
         backup = apply(change)
         what = "deleted" if change.after is None else "wrote"
         out.write(f"{what} {change.path}" + (f" (backup of the old file: {backup})\n" if backup
-                                              else " (new file)\n"))
+                                              else " (new file)\n" if change.before is None
+                                              else " (no backup: it held only what bind wrote)\n"))
     return True
 
 
@@ -5435,11 +5498,41 @@ def save_records(config, agent, records):
 
 
 def original(change):
-    """The record of a file as it was before FreeRide first changed it."""
+    """The record of a file as it was before FreeRide first changed it; for a new file, also
+    the folders that writing it makes, which unbind removes once they are empty again."""
     return {"path": str(change.path), "existed": change.before is not None,
             "mode": change.mode if change.before is not None else None,
             "content": base64.b64encode(change.before or b"").decode(),
+            "dirs": missing_folders(change.path) if change.before is None else [],
             "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def missing_folders(path):
+    """The folders above path that do not exist yet, the deepest first."""
+    missing = []
+    for folder in path.parents:
+        if folder.exists():
+            break
+        missing.append(str(folder))
+    return missing
+
+
+def bind_wrote(row, data):
+    """True if data is what bind last wrote into a file that bind made: nothing in it is the
+    user's, so it is replaced or deleted without a backup (which would also keep its folder
+    from being empty again)."""
+    return bool(row) and not row["existed"] and data is not None \
+        and hashlib.sha256(data).hexdigest() == row.get("written")
+
+
+def remove_folders(folders, out):
+    """Remove each folder bind made that is empty again, the deepest first; any other stays."""
+    for folder in sorted(set(folders), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue  # not empty (the user's files, a backup), or gone already
+        out.write(f"deleted {folder} (an empty folder bind made)\n")
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -5490,9 +5583,12 @@ def cmd_bind(args, config):
             return 0
         if not args.dry_run:
             records = load_records(config, args.agent)
+            changes = [c._replace(backup=not bind_wrote(records.get(str(c.path)), c.before))
+                       for c in changes]
             for change in changes:
-                if change.after != change.before and str(change.path) not in records:
-                    records[str(change.path)] = original(change)
+                if change.after != change.before:
+                    row = records.setdefault(str(change.path), original(change))
+                    row["written"] = hashlib.sha256(change.after).hexdigest()
             save_records(config, args.agent, records)
         apply_all(changes, args.dry_run, sys.stdout)
     except CannotEdit as e:
@@ -5557,7 +5653,8 @@ def cmd_unbind(args, config):
             after = base64.b64decode(row["content"]) if row["existed"] else None
             if before != after:
                 changes.append(FileChange(path, before, after, row["mode"] or 0o600,
-                                          secrets_in(path, before) | secrets_in(path, after)))
+                                          secrets_in(path, before) | secrets_in(path, after),
+                                          not bind_wrote(row, before)))
             elif after is not None and os.stat(path).st_mode & 0o7777 != row["mode"] \
                     and not args.dry_run:
                 os.chmod(path, row["mode"])
@@ -5565,6 +5662,7 @@ def cmd_unbind(args, config):
             print(f"freeride: {agent.title}'s files already hold what they held before bind")
         if args.dry_run:
             return 0
+        remove_folders([f for row in chosen.values() for f in row.get("dirs", ())], sys.stdout)
         save_records(config, args.agent, {p: r for p, r in records.items() if p not in chosen})
     except CannotEdit as e:
         print(f"freeride: {e}. Nothing was changed.", file=sys.stderr)
@@ -6036,6 +6134,22 @@ class Paint:
         return f"\033[{self.CODES[colour]}m{text}\033[0m" if self.on else text
 
 
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 (ESC, BEL, CR...), DEL and C1 (CSI...)
+
+
+def visible(value):
+    """value with each control character in its text written as \\xNN, so that text from
+    clients and providers (model names, error messages) cannot move the cursor, clear the
+    screen or retitle the terminal; dicts and lists are gone through."""
+    if isinstance(value, str):
+        return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    if isinstance(value, dict):
+        return {visible(k): visible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [visible(v) for v in value]
+    return value
+
+
 # -- status -----------------------------------------------------------------------------------
 
 def cmd_status(args, config):
@@ -6049,6 +6163,7 @@ def cmd_status(args, config):
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
+    doc = visible(doc)  # reasons are the providers' words, and the doc may come from anything
     paint = Paint(sys.stdout, config.env)
     gateway = doc["gateway"]
     if gateway:
@@ -6146,7 +6261,9 @@ def _parse_lines(lines):
 
 
 def render_event(e, paint):
-    """One line per event, as `freeride watch` shows it."""
+    """One line per event, as `freeride watch` shows it, with the control characters in its
+    text escaped (visible): only Paint's colours reach the terminal."""
+    raw, e = e, visible(e)
     ts = e.get("ts", 0)
     stamp = paint("dim", time.strftime("[%H:%M:%S", time.localtime(ts))
                   + f".{int(ts * 1000) % 1000:03d}]")
@@ -6172,7 +6289,8 @@ def render_event(e, paint):
     elif kind == "failed":
         text = paint("red", f"■ failed {e.get('status')}: {e.get('message')}")
     else:
-        text = f"{kind} {json.dumps({k: v for k, v in e.items() if k not in ('ts', 'req')})}"
+        # json.dumps escapes every control character itself (ensure_ascii)
+        text = f"{kind} {json.dumps({k: v for k, v in raw.items() if k not in ('ts', 'req')})}"
     return f"{stamp} {e.get('req', ''):<12}  {text}"
 
 
