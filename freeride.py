@@ -6455,8 +6455,12 @@ def _doctor_key(route, key, pool, line):
     check = provider.key_check_url(key.account)
     url = check or provider.catalog_url(key.account)
     try:
-        status, _ = pool.get(url, provider.headers(key.secret), pool.connect_timeout, 1 * MiB)
-    except UpstreamFailure as e:
+        response = pool.request("GET", url, None, provider.headers(key.secret),
+                                pool.connect_timeout)
+        status, body = response.status, response.read(1 * MiB)
+        pool.discard(response)
+    except (UpstreamFailure, OSError, http.client.HTTPException) as e:
+        e = e if isinstance(e, UpstreamFailure) else UpstreamFailure(0, reason=_short(e))
         line("bad", f"{label}: {urllib.parse.urlsplit(url).netloc} unreachable ({e.reason})",
              "check the network, a proxy (HTTPS_PROXY) or the base URL override")
         return
@@ -6465,7 +6469,7 @@ def _doctor_key(route, key, pool, line):
                      "billed request, so the first real request will tell")
     elif status == 200:
         line("ok", f"{label} accepted")
-    elif status in (401, 403):
+    elif classify(provider, status, response.headers, body).cls == AUTH:  # Gemini: a 400
         line("bad", f"{label} rejected ({status})", f"replace the key in {var}")
     else:
         line("warn", f"{label}: unexpected answer {status} from the key check")

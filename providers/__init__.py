@@ -66,7 +66,8 @@ LISTED = "listed"   # only the module's own models, and ids matching `free_ids` 
 
 # Ids in a catalog that are not chat models (speech, embeddings, images, safety classifiers).
 NOT_CHAT = (r"embed|whisper|tts|speech|transcri|audio|guard|rerank|moderation|-image|imagen"
-            r"|veo-|dall-e|flux|stable-diffusion|sdxl|ocr|parakeet|bge-|/e5-|clip|orpheus")
+            r"|veo-|dall-e|flux|stable-diffusion|sdxl|ocr|parakeet|bge-|/e5-|clip|orpheus"
+            r"|minilm|paraphrase-")
 
 
 class Provider:

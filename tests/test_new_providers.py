@@ -10,7 +10,8 @@ import unittest
 import freeride
 import providers
 from tests import fakes
-from tests.support import ROOT, GatewayTest
+from tests.support import ROOT, GatewayTest, clean_env, run_cli
+from tests.temphome import closed_port
 
 NEW = ("gemini", "mistral", "zai", "requesty", "kilo", "llm7", "ovh")
 FIXTURES = ROOT / "tests" / "fixtures" / "providers"
@@ -156,6 +157,19 @@ class Gemini(GatewayTest):
         self.assertEqual(self.chat().status, 200)
         [((_, key, model), cooling)] = self.gateway.cooldowns.active().items()
         self.assertEqual((model, cooling.cls), ("*", "AUTH"))
+
+
+class GeminiDoctor(GatewayTest):
+    def test_doctor_calls_geminis_400_bad_key_rejected(self):
+        gemini = self.fake("gemini")
+        gemini.on(fakes.error("gemini", recorded("gemini", "AUTH")), path="/models", times=None)
+        env = clean_env(FREERIDE_HOME=str(self.home), FREERIDE_PORT=str(closed_port()),
+                        NO_COLOR="1", FREERIDE_PROVIDERS="gemini", GEMINI_API_KEY="bad",
+                        GEMINI_BASE_URL=gemini.url)
+        result = run_cli("doctor", env=env)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("✗ gemini key rejected (400) — replace the key in GEMINI_API_KEY",
+                      result.stdout)
 
 
 if __name__ == "__main__":
