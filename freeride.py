@@ -190,6 +190,7 @@ class Config:
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
         self.client_timeout = self._number(env, "FREERIDE_CLIENT_TIMEOUT", 60.0)
+        self.max_connections = self._number(env, "FREERIDE_MAX_CONNECTIONS", 128, int)
         self.claude_model = env.get("FREERIDE_CLAUDE_MODEL", "").strip()
         self.catalog_ttl = self._number(env, "FREERIDE_CATALOG_TTL", 4 * 3600.0)
         self.live_catalogs = _flag(env, "FREERIDE_CATALOGS", True)
@@ -202,6 +203,10 @@ class Config:
         secrets_ = sorted(({k.secret for r in self.routes for k in r.keys} | {self.api_key}) - {""},
                           key=len, reverse=True)
         self._secret_pattern = re.compile("|".join(map(re.escape, secrets_))) if secrets_ else None
+        # Whole answers are scanned only for key-sized secrets: a one-letter test "key" would
+        # otherwise turn every "g" a model writes into [redacted].
+        whole = [s.encode() for s in secrets_ if len(s) >= 8]
+        self._secret_bytes = re.compile(b"|".join(map(re.escape, whole))) if whole else None
 
     @staticmethod
     def _number(env, var, default, kind=float):
@@ -287,6 +292,13 @@ class Config:
             return text
         return self._secret_pattern.sub("[redacted]", text)
 
+    def redact_bytes(self, data):
+        """redact() for bytes about to reach a client: a provider that echoes a key (in an
+        error, an answer or a stream event) never hands it on. One C search when clean."""
+        if self._secret_bytes is None or not self._secret_bytes.search(data):
+            return data
+        return self._secret_bytes.sub(b"[redacted]", data)
+
     @property
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -333,6 +345,28 @@ def write_atomic(path, data, mode=0o600):
         raise
 
 
+class locked:
+    """An exclusive lock on `path`.lock for a read-merge-write of a state file that other
+    processes (a second gateway, the CLI) may write at the same time."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.file = os.fdopen(os.open(self.path.with_name(self.path.name + ".lock"),
+                                      os.O_WRONLY | os.O_CREAT, 0o600), "w")
+        try:
+            import fcntl
+        except ImportError:  # Windows: one gateway per FREERIDE_HOME there
+            return self
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
 def set_aside(path, why):
     """Move an unreadable state file out of the way, keeping it for the user to inspect."""
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -364,6 +398,7 @@ class Cooldowns:
         self.writer = writer
         self.lock = threading.Lock()
         self.strikes = {}  # (provider, key, model) -> (last upstream wait, when it ended)
+        self.reported = 0  # unreadable rows last warned about
         self.table = {}
         self.table.update(self._read())
         for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
@@ -383,17 +418,30 @@ class Cooldowns:
             set_aside(self.path, e.strerror or e)
             return {}
         try:
-            doc = json.loads(raw)
-            now = time.time()
-            table = {(e["provider"], e["key"], e["model"]): Cooling(float(e["until"]), e["class"],
-                                                                    e.get("reason", ""))
-                     for e in doc["cooldowns"] if float(e["until"]) > now}
-            if any(not c.until < now + 33 * 86400 for c in table.values()):
-                raise ValueError("a cooldown ends in the far future")
-            return table
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            rows = json.loads(raw)["cooldowns"]
+            if not isinstance(rows, list):
+                raise TypeError("cooldowns is not a list")
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             set_aside(self.path, f"not valid cooldown JSON: {e}")
             return {}
+        now, table, bad = time.time(), {}, 0
+        for e in rows:  # one odd row is left out, not the file: the rest keeps saving
+            try:
+                where = (e["provider"], e["key"], e["model"])
+                entry = Cooling(float(e["until"]), e["class"], str(e.get("reason", "")))
+                if not all(isinstance(x, str) for x in (*where, entry.cls)) \
+                        or not entry.until < now + 33 * 86400:
+                    raise ValueError(e)
+            except (ValueError, KeyError, TypeError, OverflowError):
+                bad += 1
+                continue
+            if entry.until > now:
+                table[where] = entry
+        if bad and bad != self.reported:
+            self.reported = bad
+            print(f"freeride: warning: {self.path}: {bad} unreadable cooldown row(s) left out",
+                  file=sys.stderr)
+        return table
 
     def cool(self, provider, key, model, seconds, cls, reason):
         entry = Cooling(time.time() + seconds, cls, reason)
@@ -441,11 +489,7 @@ class Cooldowns:
 
     def flush(self):
         """Write the table, merged with the file (another gateway may share FREERIDE_HOME)."""
-        import fcntl
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with os.fdopen(os.open(self.path.with_name(self.path.name + ".lock"),
-                               os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path):
             self._flush()
 
     def _flush(self):
@@ -648,6 +692,10 @@ class Stats:
             pending, self.pending = self.pending, {}
         if not pending:
             return
+        with locked(self.path):  # merged under a lock: two writers never lose counts
+            self._merge(pending)
+
+    def _merge(self, pending):
         days = self.read_usage()
         for (day, provider), (requests, tokens) in pending.items():
             row = days.setdefault(day, {}).setdefault(provider, {"requests": 0, "tokens": 0})
@@ -1560,7 +1608,7 @@ def error_message(doc, text):
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("message", ""))
     text = re.sub(r"<[^>]+>|\s+", " ", text).strip()
-    return text[:200]
+    return text[:2000]  # cut short only once redacted (Router._judge)
 
 
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
@@ -1869,9 +1917,15 @@ def new_request_id():
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a deep listen backlog, and that can close live connections."""
+    """ThreadingHTTPServer with a deep listen backlog, a cap on open connections (a thread
+    each: beyond FREERIDE_MAX_CONNECTIONS a client gets a 503 at once), a pause when accept
+    fails (out of descriptors, it would fail again at once), and that can close live
+    connections."""
     daemon_threads = True
     request_queue_size = 1024
+    BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n"
+            b"X-FreeRide-Request-Id: %s\r\n\r\n%s")
 
     def __init__(self, address, handler, gateway):
         self.gateway = gateway
@@ -1879,6 +1933,7 @@ class Server(ThreadingHTTPServer):
         self.live_lock = threading.Lock()
         self.stopping = False
         self.stopped = threading.Event()
+        self.accept_failed = False
         self.wakes, self.waker = socket.socketpair()  # first: a failed bind calls server_close
         super().__init__(address, handler)
 
@@ -1895,6 +1950,11 @@ class Server(ThreadingHTTPServer):
                         break
                     if any(key.fileobj is self for key, _ in ready):
                         self._handle_request_noblock()
+                        if self.accept_failed:  # no descriptor left: pause, do not spin
+                            self.accept_failed = False
+                            selector.unregister(self)
+                            selector.select(0.1)
+                            selector.register(self, selectors.EVENT_READ)
                     self.service_actions()
         finally:
             self.stopped.set()
@@ -1914,9 +1974,29 @@ class Server(ThreadingHTTPServer):
         self.wakes.close()
         self.waker.close()
 
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError:
+            self.accept_failed = True
+            raise
+
     def process_request(self, request, client_address):
         with self.live_lock:
-            self.live.add(request)
+            full = len(self.live) >= self.gateway.config.max_connections
+            if not full:
+                self.live.add(request)
+        if full:
+            body = HTTPError(503, "too many open connections to this gateway "
+                             "(FREERIDE_MAX_CONNECTIONS); retry shortly", kind="service_unavailable",
+                             code="too_many_connections").body()
+            try:
+                request.settimeout(1)
+                request.sendall(self.BUSY % (len(body), new_request_id().encode(), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def shutdown_request(self, request):
@@ -2026,11 +2106,13 @@ class Hangups:
 
 
 class Deadline:
-    """One armed deadline: its socket is shut down at `when` unless cancelled first."""
-    __slots__ = ("when", "sock", "fired", "cancelled")
+    """One armed deadline: its socket is shut down at `when` unless cancelled first (for
+    reading only, `how`=SHUT_RD, when an answer must still go out: a client's 408)."""
+    __slots__ = ("when", "sock", "fired", "cancelled", "how")
 
-    def __init__(self, when, sock):
+    def __init__(self, when, sock, how=socket.SHUT_RDWR):
         self.when, self.sock, self.fired, self.cancelled = when, sock, False, False
+        self.how = how
 
     def __lt__(self, other):
         return self.when < other.when
@@ -2054,8 +2136,8 @@ class Deadlines:
         self.thread = None
         self.stopped = False
 
-    def arm(self, sock, seconds):
-        deadline = Deadline(time.monotonic() + seconds, sock)
+    def arm(self, sock, seconds, how=socket.SHUT_RDWR):
+        deadline = Deadline(time.monotonic() + seconds, sock, how)
         with self.wake:
             if len(self.heap) >= self.compact_at:
                 # Cancelled deadlines leave the heap only when due: drop them now and then,
@@ -2094,7 +2176,7 @@ class Deadlines:
                 deadline = heapq.heappop(self.heap)
                 deadline.fired = True
                 try:
-                    deadline.sock.shutdown(socket.SHUT_RDWR)
+                    deadline.sock.shutdown(deadline.how)
                 except OSError:
                     pass
 
@@ -2111,7 +2193,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self):
         gateway = self.server.gateway
         self._head_deadline = gateway.deadlines.arm(self.connection,
-                                                     gateway.config.client_timeout * 2)
+                                                     gateway.config.client_timeout * 2,
+                                                     socket.SHUT_RD)
         try:
             super().handle_one_request()
         finally:
@@ -2158,6 +2241,9 @@ class Handler(BaseHTTPRequestHandler):
         except http.client.HTTPException:
             self.send_error(431, "Too many headers")
             return False
+        if self._head_deadline.fired:  # trickled past the bound: what came is not the head
+            self.send_error(408)
+            return False
         connection = (self.headers.get("Connection") or "").lower()
         if connection == "close":
             self.close_connection = True
@@ -2177,6 +2263,8 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.rid = new_request_id()
         self.extra_headers = {"X-FreeRide-Request-Id": self.rid}
+        if getattr(self, "_head_deadline", None) is not None and self._head_deadline.fired:
+            code, message = 408, "the request did not arrive in time (FREERIDE_CLIENT_TIMEOUT)"
         code = {501: 405, 505: 400}.get(code, code)
         self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
 
@@ -2212,6 +2300,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, body, headers=None, content_type="application/json"):
         """The whole answer (head and body) in one write."""
+        body = self.server.gateway.config.redact_bytes(body)
         head = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Unknown')}",
                 f"Server: {self.server_version}",
                 f"Content-Type: {content_type}",
@@ -2246,7 +2335,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_event(self, data):
         """One SSE event (bytes, without its blank line) to the client, at once."""
-        data += b"\n\n"
+        data = self.server.gateway.config.redact_bytes(data) + b"\n\n"
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
 
     def end_stream(self):
@@ -2260,11 +2349,13 @@ class Handler(BaseHTTPRequestHandler):
         whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT).
         """
         gateway = self.server.gateway
-        deadline = gateway.deadlines.arm(self.connection, gateway.config.client_timeout * 2)
+        deadline = gateway.deadlines.arm(self.connection, gateway.config.client_timeout * 2,
+                                         socket.SHUT_RD)
         try:
             return self._read_body(limit)
-        except HTTPError:
-            if deadline.fired:
+        except (HTTPError, socket.timeout) as e:
+            if deadline.fired or isinstance(e, socket.timeout):
+                self.close_connection = True
                 raise HTTPError(408, "the request body did not arrive in time",
                                 code="request_timeout") from None
             raise
@@ -2327,7 +2418,7 @@ class Handler(BaseHTTPRequestHandler):
         raise HTTPError(400, "too many chunks in the request body")
 
     def read_json(self, limit):
-        body = self.read_body(limit)
+        body = self.read_body(limit).removeprefix(b"\xef\xbb\xbf")  # a BOM is no error
         try:
             doc = json.loads(body)
         except UnicodeDecodeError:
@@ -2603,7 +2694,8 @@ class Gateway:
     def client_fault(self, rid, fault):
         """A provider's CLIENT error, as the client's own: its status and message."""
         failure = fault.failure
-        text = self.config.redact(failure.body[:65536].decode("utf-8", "replace"))
+        # Redacted whole, then cut: a key across the cut must not leave its first characters.
+        text = self.config.redact(failure.body.decode("utf-8", "replace"))[:65536]
         try:
             upstream = json.loads(text)
         except ValueError:

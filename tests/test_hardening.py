@@ -1645,9 +1645,6 @@ class SharedStateTest(Hardening):
                 "empty": b"",
                 "a JSON list": b"[]",
                 "cooldowns not a list": b'{"version": 1, "cooldowns": 5}',
-                "a row of the wrong shape": b'{"version": 1, "cooldowns": [{"provider": ["x"], '
-                                            b'"key": "k", "model": "*", "until": 9999999999, '
-                                            b'"class": "AUTH"}]}',
                 "a directory": None,
             },
             "usage.json": {
@@ -1711,11 +1708,37 @@ class SharedStateTest(Hardening):
             self.start_gateway(groq="gsk-1")
             answer = self.chat()
             status = self.call("GET", "/freeride/status")
-        self.assertEqual(answer.status, 200, "the key is not cooling: the file was set aside")
+        self.assertEqual(answer.status, 200, "the key is not cooling: the row was left out")
         self.assertEqual(status.status, 200)
         self.assertEqual(strict_json(status.body)["providers"][0]["cooling"], [])
         self.assertEqual(len(upstream.requests), 1)
-        self.assertTrue([p for p in self.home.iterdir() if p.name.startswith("cooldown.json.corrupt")])
+
+    def test_odd_cooldown_rows_are_left_out_and_the_rest_keeps_saving(self):
+        self.fake("groq").on(fakes.error("groq", "rate_rpm"), key="gsk-1")
+        key = freeride.key_id("groq", "gsk-2")
+        later = time.time() + 3600
+        rows = [{"provider": 7, "key": "k", "model": "*", "until": later, "class": "AUTH"},
+                {"provider": ["x"], "key": "k", "model": "*", "until": later, "class": "AUTH"},
+                {"provider": "groq", "key": "k", "model": "*", "until": "soon", "class": "AUTH"},
+                {"provider": "groq", "key": "k", "model": "*", "until": 1e999, "class": "AUTH"},
+                "not a row",
+                {"provider": "nvidia", "key": key, "model": "*", "until": later, "class": "AUTH",
+                 "reason": "kept"}]
+        (self.home / "cooldown.json").write_text(json.dumps({"version": 1, "cooldowns": rows}))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            self.start_gateway(groq=["gsk-1", "gsk-2"])
+            self.assertEqual(self.chat().status, 200)
+            saved = self.cooldown_file()
+            for _ in range(200):  # the writer saves soon after the 429
+                if len(saved) == 2:
+                    break
+                time.sleep(0.01)
+                saved = self.cooldown_file()
+        self.assertIn("5 unreadable cooldown row(s) left out", err.getvalue())
+        self.assertEqual(sorted(r["provider"] for r in saved), ["groq", "nvidia"],
+                         "the good row kept, the new cooldown saved")
+        self.assertFalse([p for p in self.home.iterdir() if ".corrupt" in p.name])
 
     def test_a_corrupt_settings_file_is_moved_aside_with_a_warning(self):
         (self.home / "config.json").write_bytes(b"{not json")
