@@ -185,8 +185,11 @@ class Config:
                                 env.get("FREERIDE_ALLOWED_ORIGINS", "").split(",") if o.strip()}
         self.ca_bundle = env.get("FREERIDE_CA_BUNDLE", "").strip()
         self.connect_timeout = self._number(env, "FREERIDE_CONNECT_TIMEOUT", 10.0)
-        self.first_byte_timeout = self._number(env, "FREERIDE_FIRST_BYTE_TIMEOUT", 90.0)
-        self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 60.0)
+        # Dead or slow: the head within 15 s, then something (content, reasoning or a keep-
+        # alive comment) within 60 s, then never 30 s of silence (README, "Deadlines").
+        self.first_byte_timeout = self._number(env, "FREERIDE_FIRST_BYTE_TIMEOUT", 15.0)
+        self.first_content_timeout = self._number(env, "FREERIDE_FIRST_CONTENT_TIMEOUT", 60.0)
+        self.idle_timeout = self._number(env, "FREERIDE_IDLE_TIMEOUT", 30.0)
         self.request_deadline = self._number(env, "FREERIDE_REQUEST_DEADLINE", 300.0)
         self.max_body = self._number(env, "FREERIDE_MAX_BODY", 32 * MiB, int)
         self.client_timeout = self._number(env, "FREERIDE_CLIENT_TIMEOUT", 60.0)
@@ -991,12 +994,13 @@ def _prom(value):
 class UpstreamFailure(Exception):
     """An attempt failed: an HTTP error answer, a broken body or stream, or no connection."""
 
-    def __init__(self, status, headers=None, body=b"", reason=""):
+    def __init__(self, status, headers=None, body=b"", reason="", timeout=""):
         super().__init__(reason or f"HTTP {status}")
         self.status = status          # 0 when no HTTP answer came at all
         self.headers = headers if headers is not None else http.client.HTTPMessage()
         self.body = body
         self.reason = reason
+        self.timeout = timeout        # the deadline that fired: headers, first content, idle
 
 
 MAX_HEADER_LINE, MAX_HEADERS = 65536, 100   # http.client's own limits
@@ -1198,8 +1202,11 @@ class Pool:
                 conn.close()
         return None
 
-    def request(self, method, url, body, headers, timeout):
+    def request(self, method, url, body, headers, timeout, guard=None):
         """Send a request; return the response once its head has arrived (within timeout).
+
+        `guard(sock)` arms a Deadline over the whole head (a trickle never trips a per-read
+        timeout); it stays armed on the response (freeride_guard) for the caller to cancel.
 
         The request goes out as one write (head and body together); http.client is used to
         connect (TLS, proxy tunnels) and to read the answer, not to send.
@@ -1213,39 +1220,54 @@ class Pool:
         while True:
             if conn is None:
                 conn = self._connect(target)
-            sock = None
+            sock = armed = None
             try:
                 if conn.sock is None:
                     conn.connect()
                     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock = conn.sock
                 sock.settimeout(timeout)
+                armed = guard(sock) if guard is not None else None
                 sock.sendall(data)
                 response = Response(sock, method=method)
                 response.begin()
                 response.freeride_sock = sock
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
-                # A reset means the server's socket was closed with the request unread (a
-                # server that read it and hung up ends cleanly): only then may the request go
-                # once more, on a fresh connection. After a clean end, never send it twice.
-                retry = reused and (not isinstance(e, http.client.RemoteDisconnected)
-                                    or _was_reset(sock))
-                conn.close()
-                if retry:
-                    conn, reused = None, False
-                    continue
-                raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
-            except socket.timeout:
-                conn.close()
-                raise UpstreamFailure(0, reason="timed out waiting for the upstream") from None
-            except (OSError, http.client.HTTPException) as e:
-                conn.close()
-                raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
-            except ValueError as e:  # a host name IDNA refuses, a header value http.client refuses
-                conn.close()
-                raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") from None
+                response.freeride_guard = armed
+            except Exception as e:
+                if armed is not None:
+                    armed.cancel()
+                    if armed.fired:
+                        conn.close()
+                        raise UpstreamFailure(0, reason=f"no response head within {timeout:g} s",
+                                              timeout="headers") from None
+                if not isinstance(e, (OSError, http.client.HTTPException, ValueError)):
+                    conn.close()
+                    raise
+                self._failed(e, conn, reused, sock)
+                conn, reused = None, False
+                continue
             response.freeride_conn = conn
             return response
+
+    @staticmethod
+    def _failed(e, conn, reused, sock):
+        """After a failed send or head: return to try once more on a fresh connection, or
+        raise the UpstreamFailure it is."""
+        conn.close()
+        if isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            # A reset means the server's socket was closed with the request unread (a server
+            # that read it and hung up ends cleanly): only then may the request go once more,
+            # on a fresh connection. After a clean end, never send it twice.
+            if reused and (not isinstance(e, http.client.RemoteDisconnected) or _was_reset(sock)):
+                return
+            raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
+        if isinstance(e, socket.timeout):
+            raise UpstreamFailure(0, reason="timed out waiting for the upstream",
+                                  timeout="headers") from None
+        if isinstance(e, ValueError):  # a host name IDNA refuses, a header http.client refuses
+            raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") \
+                from None
+        raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
 
     @staticmethod
     def _message(method, path, target, body, headers):
@@ -1382,7 +1404,7 @@ def sse_events(response):
 
 class Event(NamedTuple):
     """What one SSE event means to the router."""
-    kind: str        # "comment", "content", "chunk", "usage", "error", "done"
+    kind: str        # "comment", "content", "chunk", "usage", "error", "done", "garbage"
     raw: bytes
     doc: object      # the parsed data JSON, or None
 
@@ -1402,9 +1424,9 @@ def read_event(raw):
     try:
         doc = json.loads(payload)
     except ValueError:
-        return Event("error" if name == b"error" else "comment", raw, None)
-    if not isinstance(doc, dict):
-        return Event("comment", raw, doc)
+        return Event("error" if name == b"error" else "garbage", raw, None)
+    if not isinstance(doc, dict) or not isinstance(doc.get("choices", []), list):
+        return Event("garbage", raw, doc)
     if name == b"error" or doc.get("error"):
         return Event("error", raw, doc)
     if carries(doc, CONTENT_FIELDS):
@@ -1425,6 +1447,76 @@ def carries(doc, fields):
         if isinstance(delta, dict) and any(delta.get(f) for f in fields):
             return True
     return False
+
+
+def assemble(events, headers):
+    """The chat.completion a provider would have answered plainly, from its stream: the text,
+    the reasoning (in the field the provider used), every tool call with its id and its
+    arguments joined by index, the finish reason, the usage, and the provider's id, model,
+    created and system_fingerprint. An error event, a malformed chunk or a stream cut before
+    its end raises UpstreamFailure."""
+    top, texts, reasons, calls, finish, usage = {}, [], {}, {}, None, None
+    for event in events:
+        if event.kind == "error":
+            raise stream_error(event, headers)
+        if event.kind == "garbage":
+            raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed event")
+        chunk = event.doc
+        if not isinstance(chunk, dict):
+            continue  # comments, [DONE]
+        for field in ("id", "model", "created", "system_fingerprint"):
+            if chunk.get(field) is not None:
+                top.setdefault(field, chunk[field])
+        extra = chunk.get("x_groq") if isinstance(chunk.get("x_groq"), dict) else {}
+        for found in (chunk.get("usage"), extra.get("usage")):
+            usage = found if isinstance(found, dict) else usage
+        for choice in chunk["choices"] if isinstance(chunk.get("choices"), list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict) or not all(
+                    isinstance(delta.get(f), str) for f in ("content", "reasoning_content",
+                                                             "reasoning") if delta.get(f) is not None):
+                raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
+            texts.append(delta.get("content") or "")
+            for name in ("reasoning_content", "reasoning"):
+                if delta.get(name):
+                    reasons.setdefault(name, []).append(delta[name])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
+                    raise UpstreamFailure(502, headers, event.raw[:2000],
+                                          reason="a malformed tool call")
+                merged = calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
+                                                                 "function": {"name": "",
+                                                                              "arguments": ""}})
+                merged["id"] = merged["id"] or call.get("id")
+                merged["function"]["name"] += str(function.get("name") or "")
+                merged["function"]["arguments"] += str(function.get("arguments") or "")
+            finish = choice.get("finish_reason") or finish
+    if finish is None and not (events and events[-1].kind == "done"):
+        raise UpstreamFailure(0, reason="the stream was cut before its end")
+    text = "".join(texts)
+    message = {"role": "assistant", "content": text if text or not calls else None}
+    message.update((name, "".join(parts)) for name, parts in reasons.items())
+    if calls:
+        message["tool_calls"] = [dict(c, id=c["id"] or _new_id("call")) for _, c in sorted(calls.items())]
+    doc = {"id": top.get("id") or _new_id("chatcmpl"), "object": "chat.completion",
+           "created": top.get("created") or int(time.time()), "model": top.get("model")}
+    if "system_fingerprint" in top:
+        doc["system_fingerprint"] = top["system_fingerprint"]
+    doc["choices"] = [{"index": 0, "message": message, "logprobs": None,
+                       "finish_reason": finish or "stop"}]
+    if usage is not None:
+        doc["usage"] = usage
+    return doc
+
+
+def is_answer(doc):
+    """True for a chat.completion that holds an answer: choices, each with a message."""
+    choices = doc.get("choices")
+    return isinstance(choices, list) and bool(choices) and all(
+        isinstance(c, dict) and isinstance(c.get("message"), dict)
+        and isinstance(c["message"].get("content"), (str, type(None)))
+        and isinstance(c["message"].get("tool_calls") or [], list) for c in choices)
 
 
 def stream_error(event, headers):
@@ -1828,6 +1920,8 @@ class Router:
                                "message": verdict.message[:300], "ms": ms}
                     if verdict.cls not in (CLIENT, CONTEXT, MODEL_NOT_FOUND):
                         attempt["cooldown_s"] = round(verdict.seconds, 1)
+                    if failure.timeout:
+                        attempt["timeout"] = failure.timeout
                     attempts.append(attempt)
                     self.writer.event(req=rid, event="result", ok=False, **attempt)
                     if verdict.cls == CLIENT:
@@ -2720,15 +2814,25 @@ class Gateway:
             headers["Content-Type"] = "application/json"
             headers["Accept"] = "text/event-stream" if payload.get("stream") else "application/json"
             body = json.dumps(payload, separators=(",", ":")).encode()
+            head = min(self.config.first_byte_timeout, timeout)
             response = self.pool.request("POST", provider.url(path, key.account), body, headers,
-                                         min(self.config.first_byte_timeout, timeout))
+                                         head, lambda sock: self.deadlines.arm(sock, head))
+        guard = getattr(response, "freeride_guard", None)
         if 200 <= response.status < 300:
+            if guard is not None:
+                guard.cancel()
             return response
-        try:
+        try:  # an error body that never ends is cut at the head's deadline too
             body = response.read(1 * MiB)
-            whole = response.isclosed()
+            whole = response.isclosed() and not (guard is not None and guard.fired)
         except (OSError, http.client.HTTPException):
             body, whole = b"", False
+        if guard is not None:
+            guard.cancel()
+            if guard.fired:
+                self.pool.discard(response)
+                raise UpstreamFailure(0, reason=f"no whole error answer within {head:g} s",
+                                      timeout="headers")
         if whole:  # read to its end: the connection can serve the next attempt
             self.pool.release(response)
         else:
@@ -2878,17 +2982,37 @@ class Gateway:
         is returned; plain, the answer is returned as (route, model, body bytes, doc). Nothing
         left, or the client's own error: raised as the HTTPError to answer.
         """
-        deadline = time.monotonic() + self.config.request_deadline
+        started = time.monotonic()
+        deadline = started + self.config.request_deadline
         if payload.get("stream"):
             self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
             return None
-        route, key, used, (body, doc) = self.walk(
-            rid, candidates, lambda r, k, m, t: self.read_answer(
-                self.open(r, k, "/chat/completions", dict(payload, model=m), t), t),
-            deadline)
+        # Streamed upstream and assembled, so that a dead provider shows within seconds, not
+        # when a plain answer's timeout ends; what assembly cannot reproduce goes plainly.
+        whole = payload.get("n") in (None, 1) and not payload.get("logprobs")
+        first = []
+
+        def send(route, key, model, timeout):
+            provider = route.provider
+            if whole and provider.stream_plain and not provider.local:
+                body = dict(payload, model=model, stream=True)
+                body.pop("stream_options", None)
+                if provider.stream_usage:
+                    body["stream_options"] = {"include_usage": True}
+                return self.collect(self.open(route, key, "/chat/completions", body, timeout),
+                                    timeout, first)
+            answer = self.read_answer(self.open(route, key, "/chat/completions",
+                                                dict(payload, model=model), timeout), timeout)
+            if not is_answer(answer[1]):
+                raise UpstreamFailure(502, body=answer[0], reason="a 200 that holds no answer")
+            return answer
+
+        route, key, used, (body, doc) = self.walk(rid, candidates, send, deadline)
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+        now = time.monotonic()
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
-                          tokens=usage.get("total_tokens"))
+                          tokens=usage.get("total_tokens"), ms=round((now - started) * 1000),
+                          ttft_ms=round(((first[-1] if first else now) - started) * 1000))
         return route, used, body, doc
 
     def embeddings(self, handler):
@@ -2961,37 +3085,85 @@ class Gateway:
         """Read a stream until its first event with content; a failure before it raises.
 
         Role-only chunks, keep-alive comments and empty events are held back, not counted;
-        so is a delta with none of `fields` (what the client's dialect shows).
+        so is a delta with none of `fields` (what the client's dialect shows). Something
+        (content, reasoning or a keep-alive comment) must come within
+        FREERIDE_FIRST_CONTENT_TIMEOUT, then no silence may last FREERIDE_IDLE_TIMEOUT; the
+        whole wait is bounded by the request's deadline. Garbage is a failure, not content.
         """
-        events = sse_events(response)
-        held = []
-        limit = time.monotonic() + min(self.config.first_byte_timeout, timeout)
-        guard = self._guard(response, min(self.config.first_byte_timeout, timeout))
+        config, started = self.config, time.monotonic()
+        events, held, alive = sse_events(response), [], False
+        _set_timeout(response, min(config.first_content_timeout, timeout))
+        guard = self._guard(response, min(config.first_content_timeout, timeout))
         try:
             for raw in events:
                 event = read_event(raw)
                 if event.kind == "error":
                     raise stream_error(event, response.headers)
+                if event.kind == "garbage":
+                    raise UpstreamFailure(502, response.headers, raw[:2000],
+                                          reason="a malformed event before any content")
+                if event.kind == "done":
+                    raise UpstreamFailure(502, reason="the stream ended with no content")
                 held.append(event)
-                if event.kind == "done" or (event.kind == "content" and (
-                        fields is CONTENT_FIELDS or carries(event.doc, fields))):
-                    _set_timeout(response, self.config.idle_timeout)
+                if not alive and event.kind in ("comment", "content"):
+                    alive = True  # not dead: from here only silence and the deadline count
+                    guard.cancel() if guard is not None else None
+                    guard = self._guard(response, timeout - (time.monotonic() - started))
+                    _set_timeout(response, config.idle_timeout)
+                if event.kind == "content" and (fields is CONTENT_FIELDS
+                                                or carries(event.doc, fields)):
+                    _set_timeout(response, config.idle_timeout)
                     return response, held, events
-                if time.monotonic() > limit:
-                    raise UpstreamFailure(0, reason="no content within the first-byte timeout")
             raise UpstreamFailure(0, reason="stream ended before any content")
         except UpstreamFailure:
             self.pool.discard(response)
             raise
-        except socket.timeout:
-            self.pool.discard(response)
-            raise UpstreamFailure(0, reason="no content within the first-byte timeout") from None
         except (OSError, http.client.HTTPException) as e:
             self.pool.discard(response)
+            stage = "idle" if alive else "first content"
+            if isinstance(e, socket.timeout) or (guard is not None and guard.fired):
+                raise UpstreamFailure(0, reason=f"nothing within the {stage} timeout",
+                                      timeout=stage) from None
             raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
         finally:
             if guard is not None:
                 guard.cancel()
+
+    def collect(self, response, timeout, first):
+        """A plain answer from an upstream stream: read whole, then assembled into the
+        chat.completion the provider would have sent. Anything short of a whole answer (an
+        error event, a cut, a stall, garbage) is an UpstreamFailure, so the walk fails over
+        before the client has seen a byte."""
+        started = time.monotonic()
+        if "text/event-stream" not in (response.headers.get("content-type") or "event-stream"):
+            body, doc = self.read_answer(response, timeout)  # it ignored "stream": fine too
+            if not is_answer(doc):
+                raise UpstreamFailure(502, response.headers, body, reason="a 200 with no answer")
+            first.append(time.monotonic())
+            return body, doc
+        response, held, events = self.first_content(response, timeout)
+        first.append(time.monotonic())
+        guard = self._guard(response, timeout - (time.monotonic() - started))
+        try:
+            rest = [read_event(raw) for raw in events]
+        except socket.timeout:
+            self.pool.discard(response)
+            raise UpstreamFailure(0, reason="nothing within the idle timeout",
+                                  timeout="idle") from None
+        except (OSError, http.client.HTTPException) as e:
+            self.pool.discard(response)
+            raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}",
+                                  timeout="request" if guard and guard.fired else "") from None
+        finally:
+            if guard is not None:
+                guard.cancel()
+        try:
+            doc = assemble(held + rest, response.headers)
+        except UpstreamFailure:
+            self.pool.discard(response)
+            raise
+        self._finish(response) if rest and rest[-1].kind == "done" else self.pool.discard(response)
+        return json.dumps(doc).encode(), doc
 
     def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
         """Stream the first candidate that produces content; relay each event as it comes.
@@ -3013,6 +3185,7 @@ class Gateway:
 
         route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline,
                                                                hold=True)
+        started, first = deadline - self.config.request_deadline, time.monotonic()
         usage, outcome = {}, "complete"
         try:
             hung_up = self.hangups.watch(handler.connection, response)
@@ -3068,7 +3241,8 @@ class Gateway:
                 self.pool.discard(response)
         self.writer.event(req=rid, event="complete" if outcome == "complete" else "interrupted",
                           provider=route.name, model=used, tokens=usage.get("total_tokens"),
-                          outcome=outcome)
+                          outcome=outcome, ttft_ms=round((first - started) * 1000),
+                          ms=round((time.monotonic() - started) * 1000))
 
     def _rest(self, events, response):
         """The events after the first content, as Event values; a cut raises UpstreamFailure."""
@@ -6211,6 +6385,11 @@ def fmt_seconds(seconds):
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+def fmt_ms(ms):
+    """'312ms', '4.2s'."""
+    return f"{ms}ms" if ms < 1000 else f"{ms / 1000:.1f}s"
+
+
 def fmt_utc(epoch):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
@@ -6372,10 +6551,16 @@ def render_event(e, paint):
         text = f"← {who} {e.get('ms')}ms {paint('green', 'OK ✓')}"
     elif kind == "result":
         wait = f" (retry-after {fmt_seconds(e['cooldown_s'])})" if e.get("cooldown_s") else ""
-        text = f"← {who} {e.get('ms')}ms {paint('red', str(e.get('class')) + ' ✗')}{wait}"
+        if e.get("timeout"):  # which deadline fired: headers, first content, idle
+            took, what = f"{(e.get('ms') or 0) / 1000:.1f}s", f"TIMEOUT {e['timeout']}"
+        else:
+            took, what = f"{e.get('ms')}ms", str(e.get("class"))
+        text = f"← {who} {took} {paint('red', what + ' ✗')}{wait}"
     elif kind == "complete":
+        took = f" in {fmt_ms(e['ms'])} (first token {fmt_ms(e['ttft_ms'])})" \
+            if isinstance(e.get("ms"), int) and isinstance(e.get("ttft_ms"), int) else ""
         tokens = f", {e['tokens']} tokens" if e.get("tokens") else ""
-        text = paint("green", f"■ complete via {e.get('provider')}") + tokens
+        text = paint("green", f"■ complete via {e.get('provider')}{took}") + tokens
     elif kind == "interrupted":
         text = paint("yellow", f"■ interrupted via {e.get('provider')} ({e.get('outcome')})")
     elif kind == "failed":

@@ -86,6 +86,9 @@ class Provider:
     embedding_models = {}    # embedding model id -> vector dimension
     rules = ()               # provider-specific Rule rows, tried before the generic ones
     stream_usage = False     # accepts stream_options.include_usage (usage for the events log)
+    stream_plain = True      # a plain request goes upstream streamed and is assembled, so a
+                             # dead provider shows in seconds; False where a stream cannot
+                             # reproduce the plain answer (no usage in streams)
     local = False            # True only for the offline demo: answered by respond()
     free = LISTED            # how the live catalog tells a free chat model (ALL, PRICE, LISTED)
     free_ids = ""            # regex: catalog ids that are free too, whatever `free` says

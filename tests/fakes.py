@@ -688,6 +688,48 @@ def stream_error_event(provider, code=502, message="Provider disconnected"):
     return "event: error\n" + body if provider == "groq" else body
 
 
+def streamed(reply, request):
+    """A plain chat.completion scripted for a request that asked for a stream, answered as the
+    real service would: the same message as SSE chunks (role, content, tool calls, reasoning,
+    finish, usage when include_usage asks for it, [DONE]). Anything else is left as it is."""
+    body = request.body if isinstance(request.body, dict) else {}
+    if not body.get("stream") or reply.events is not None or reply.status != 200 \
+            or reply.cut_after is not None or reply.stall_after is not None or reply.hang:
+        return reply
+    try:
+        doc = json.loads(reply.body)
+        message = doc["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return reply
+    top = {k: doc[k] for k in ("id", "created", "model", "system_fingerprint") if k in doc}
+
+    def chunk(delta, finish=None, **extra):
+        return "data: " + json.dumps(dict(top, object="chat.completion.chunk", choices=[
+            {"index": 0, "delta": delta, "finish_reason": finish}], **extra))
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    for name in ("reasoning_content", "reasoning"):
+        if message.get(name):
+            events.append(chunk({name: message[name]}))
+    text = message.get("content") or ""
+    events += [chunk({"content": text[i:i + 8]}) for i in range(0, len(text), 8)]
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        arguments = call["function"]["arguments"]
+        events.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"],
+                                                          "arguments": arguments[:5]}}]}))
+        if arguments[5:]:
+            events.append(chunk({"tool_calls": [{"index": index,
+                                                 "function": {"arguments": arguments[5:]}}]}))
+    events.append(chunk({}, doc["choices"][0].get("finish_reason") or "stop"))
+    if (body.get("stream_options") or {}).get("include_usage") and "usage" in doc:
+        events.append("data: " + json.dumps(dict(top, object="chat.completion.chunk", choices=[],
+                                                 usage=doc["usage"])))
+    events.append("data: [DONE]")
+    headers = {k: v for k, v in reply.headers.items() if k.lower() != "content-type"}
+    return Reply(200, headers, events=events, delay=reply.delay, event_delay=reply.event_delay)
+
+
 # ----------------------------------------------------------------------------- the server
 
 @dataclass
@@ -1032,7 +1074,8 @@ class FakeUpstream:
                         if rule.times <= 0:
                             self._rules.remove(rule)
                     break
-        return chosen(request) if callable(chosen) else chosen
+        reply = chosen(request) if callable(chosen) else chosen
+        return streamed(reply, request) if isinstance(reply, Reply) else reply
 
     def _default_reply(self, request):
         """Success in this provider's shape: chat (streamed if asked), embeddings, or the model list."""

@@ -232,24 +232,38 @@ class FailoverBeforeContent(StreamingTest):
         self.start_gateway(openrouter="k1", groq="g1")
         self.assertServedInvisiblyByGroq(self.stream())
 
-    def test_a_stall_after_the_role_chunk_past_the_first_byte_timeout_fails_over(self):
+    def test_a_stall_after_the_role_chunk_past_the_first_content_timeout_fails_over(self):
         reply = chat_stream(model="or-model")
         reply.stall_after = 1
         self.openrouter.on(reply)
-        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
+        self.start_gateway(env={"FREERIDE_FIRST_CONTENT_TIMEOUT": "0.5"}, openrouter="k1",
+                           groq="g1")
         started = time.monotonic()
         stream = self.stream()
-        self.assertLess(time.monotonic() - started, 2.5, "the first-byte timeout (0.5 s) ended the wait")
+        self.assertLess(time.monotonic() - started, 2.5, "the first-content timeout (0.5 s) ended the wait")
         self.assertServedInvisiblyByGroq(stream)
 
-    def test_keep_alive_comments_without_content_past_the_first_byte_timeout_fail_over(self):
-        # Comments keep the socket busy, so only the gateway's own clock can end the wait.
-        self.openrouter.on(Reply(events=[": OPENROUTER PROCESSING"] * 200, event_delay=0.05))
-        self.start_gateway(env={"FREERIDE_FIRST_BYTE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
+    def test_keep_alive_comments_keep_a_slow_provider_alive_past_the_first_content_timeout(self):
+        # Comments say "alive, still thinking": a slow model is not a dead one.
+        events = [": OPENROUTER PROCESSING"] * 20 + chat_stream(model="or-model").events
+        self.openrouter.on(Reply(events=events, event_delay=0.05))
+        self.start_gateway(env={"FREERIDE_FIRST_CONTENT_TIMEOUT": "0.3",
+                                "FREERIDE_IDLE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
+        stream = self.stream()
+        self.assertEqual(stream.headers["X-FreeRide-Provider"], "openrouter")
+        self.assertEqual(self.fakes["groq"].requests, [])
+
+    def test_keep_alive_comments_then_silence_past_the_idle_timeout_fail_over(self):
+        reply = Reply(events=[": OPENROUTER PROCESSING"] * 3, event_delay=0.05)
+        reply.stall_after = 3
+        self.openrouter.on(reply)
+        self.start_gateway(env={"FREERIDE_IDLE_TIMEOUT": "0.5"}, openrouter="k1", groq="g1")
         started = time.monotonic()
         stream = self.stream()
-        self.assertLess(time.monotonic() - started, 2.5, "the first-byte timeout (0.5 s) ended the wait")
+        self.assertLess(time.monotonic() - started, 2.5, "the idle timeout (0.5 s) ended the wait")
         self.assertServedInvisiblyByGroq(stream)
+        [result] = [e for e in self.logged("result") if e.get("provider") == "openrouter"]
+        self.assertEqual(result["timeout"], "idle")
 
     def test_when_every_candidate_fails_before_content_the_client_gets_a_json_error(self):
         self.openrouter.on(error("openrouter", "rate_minute"))
