@@ -2327,7 +2327,11 @@ class Handler(BaseHTTPRequestHandler):
         raise HTTPError(400, "too many chunks in the request body")
 
     def read_json(self, limit):
+        """The request body as a JSON object, nested no deeper than MAX_NESTING levels (checked
+        here, before any recursive walk of it)."""
         body = self.read_body(limit)
+        too_deep = HTTPError(400, f"request body is nested too deeply: at most {MAX_NESTING} "
+                             "levels of arrays and objects")
         try:
             doc = json.loads(body)
         except UnicodeDecodeError:
@@ -2335,9 +2339,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             raise HTTPError(400, f"request body is not valid JSON: {e}") from None
         except RecursionError:
-            raise HTTPError(400, "request body is nested too deeply") from None
+            raise too_deep from None
         if not isinstance(doc, dict):
             raise HTTPError(400, "request body must be a JSON object")
+        if nested_over(doc, MAX_NESTING):
+            raise too_deep
         return doc
 
 
@@ -3057,6 +3063,25 @@ def _has_images(messages):
 #   start(model)   once, when the first content is in and the stream head is sent
 #   chunk(event)   for each upstream Event (content, chunk, usage, comment, done)
 #   error(message) when the upstream fails after content was sent; the stream then ends
+
+# -- request checks ---------------------------------------------------------------------------
+# A body nested deeper than MAX_NESTING is refused before anything walks it recursively (the
+# translators, estimate_tokens, json.dumps on the way to a provider).
+
+MAX_NESTING = 100  # levels of arrays and objects in a request body (Handler.read_json)
+
+
+def nested_over(doc, limit):
+    """Whether doc holds more than `limit` levels of arrays and objects (a walk by levels,
+    without recursion)."""
+    level = [doc]
+    for _ in range(limit):
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c)
+                 if isinstance(v, (dict, list))]
+        if not level:
+            return False
+    return True
+
 
 class ChatEncoder:
     """Chat completions: the upstream's own events, passed through byte for byte."""
