@@ -116,6 +116,7 @@ RESPONSES = {
     "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
     "reasoning": {"effort": "low"}, "store": False}
 
+SMALL_CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 EMBEDDINGS = {"model": "auto", "input": ["one", "two"], "encoding_format": "float"}
 
 VALID = {"/v1/chat/completions": CHAT, "/v1/messages": MESSAGES,
@@ -164,6 +165,202 @@ class ValidationTest(GatewayTest):
         self.assertEqual(error.get("param"), param, response.body[:300])
         self.assertEqual(len(self.calls()), before, f"{body} reached the provider")
         return error
+
+
+class ChatValidation(ValidationTest):
+    def test_a_body_wrong_in_itself_is_a_400_naming_the_param_and_reaches_no_provider(self):
+        user = {"role": "user", "content": "hi"}
+        cases = [
+            ({"messages": [user, {"content": "no role"}]}, "messages[1].role"),
+            ({"messages": [user, {"role": 3, "content": "x"}]}, "messages[1].role"),
+            ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+            ({"messages": [user, "hello"]}, "messages[1]"),
+            ({"messages": [{"role": "user"}]}, "messages[0].content"),
+            ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
+            ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+            ({"messages": [{"role": "user", "content": [{"text": "no type"}]}]},
+             "messages[0].content"),
+            ({"messages": [{"role": "user", "content": ["text"]}]}, "messages[0].content"),
+            ({"messages": []}, "messages"),
+            ({"messages": {"role": "user", "content": "x"}}, "messages"),
+            ({"model": None}, "model"),
+            ({"model": ["auto"]}, "model"),
+            ({"stream": "yes"}, "stream"),
+            ({"max_tokens": "ten"}, "max_tokens"),
+            ({"max_tokens": 0}, "max_tokens"),
+            ({"max_tokens": 10.5}, "max_tokens"),
+            ({"max_tokens": True}, "max_tokens"),
+            ({"max_completion_tokens": -1}, "max_completion_tokens"),
+            ({"temperature": "hot"}, "temperature"),
+            ({"temperature": 2.5}, "temperature"),
+            ({"temperature": -0.1}, "temperature"),
+            ({"top_p": 1.5}, "top_p"),
+            ({"top_p": "all"}, "top_p"),
+            ({"n": 0}, "n"),
+            ({"n": "2"}, "n"),
+            ({"presence_penalty": 3}, "presence_penalty"),
+            ({"stop": 7}, "stop"),
+            ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+            ({"stop": ["a", 1]}, "stop"),
+            ({"tools": {"type": "function"}}, "tools"),
+            ({"tools": ["f"]}, "tools[0]"),
+            ({"tools": [{"type": "function"}]}, "tools[0].function"),
+            ({"tools": [{"type": "function", "function": {"name": 1}}]},
+             "tools[0].function.name"),
+            ({"tools": [{"function": {"name": "f"}}]}, "tools[0].type"),
+            ({"tools": [{"type": "custom", "custom": {}}]}, "tools[0].custom.name"),
+            ({"tool_choice": "always"}, "tool_choice"),
+            ({"tool_choice": 1}, "tool_choice"),
+            ({"response_format": "json"}, "response_format"),
+            ({"response_format": {"type": "xml"}}, "response_format.type"),
+            ({"response_format": {}}, "response_format.type"),
+            ({"stream_options": True}, "stream_options"),
+            ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+            ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+        ]
+        for change, param in cases:
+            with self.subTest(change=change):
+                body = dict({"model": "auto", "messages": [user]}, **change)
+                self.assertRefused("/v1/chat/completions", body, param)
+        self.assertEqual(self.calls(), [])
+
+    def test_every_shape_openai_accepts_is_sent_on(self):
+        call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        accepted = [
+            {"temperature": 0, "top_p": 0}, {"temperature": 2, "top_p": 1},
+            {"temperature": 1}, {"max_tokens": 1, "max_completion_tokens": 4096, "n": 1},
+            {"stop": "END"}, {"stop": ["a", "b", "c", "d"]}, {"stop": []},
+            {"tool_choice": "none"}, {"tool_choice": "required"},
+            {"tool_choice": {"type": "function", "function": {"name": "f"}}},
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            {"response_format": {"type": "json_object"}},
+            {"stream_options": {"include_usage": False}}, {"stream_options": {}},
+            {"tools": [{"type": "function", "function": {"name": "f"}}]}, {"tools": []},
+            {"tools": [{"type": "custom", "custom": {"name": "apply_patch"}},
+                       {"type": "browser_search"}]},  # a provider's own kind of tool
+            {"messages": [{"role": "developer", "content": "rules"},
+                          {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                          {"role": "assistant", "content": None, "tool_calls": [call]},
+                          {"role": "tool", "tool_call_id": "c1", "content": "42"},
+                          {"role": "assistant", "tool_calls": [call]},
+                          {"role": "tool", "tool_call_id": "c1",
+                           "content": [{"type": "text", "text": "42"}]},
+                          {"role": "function", "name": "f", "content": None},
+                          {"role": "user", "content": ""}]},
+            {"stream": True}, {"stream": False},
+        ]
+        for change in accepted:
+            with self.subTest(change=change):
+                body = dict(SMALL_CHAT, **change)
+                response = self.post("/v1/chat/completions", body)
+                self.assertEqual(response.status, 200, response.body[:300])
+                self.assertEqual(self.calls()[-1].body["messages"], body["messages"])
+
+    def test_null_is_accepted_for_every_optional_field(self):
+        optional = ("stream", "stream_options", "max_tokens", "max_completion_tokens",
+                    "temperature", "top_p", "n", "stop", "tools", "tool_choice",
+                    "response_format", "presence_penalty", "frequency_penalty",
+                    "parallel_tool_calls")
+        response = self.post("/v1/chat/completions",
+                             dict(SMALL_CHAT, **{field: None for field in optional}))
+        self.assertEqual(response.status, 200, response.body[:300])
+
+    def test_fields_freeride_does_not_know_reach_the_provider_untouched(self):
+        extra = {"top_k": 40, "min_p": 0.05, "repetition_penalty": 1.1,
+                 "provider": {"order": ["a", "b"], "allow_fallbacks": False, "sort": None},
+                 "transforms": ["middle-out"], "reasoning_effort": "low",
+                 "seed": 12345678901234567890, "logit_bias": {"50256": -100},
+                 "chat_template_kwargs": {"enable_thinking": False, "weights": [0.1, 1e-07]}}
+        response = self.post("/v1/chat/completions", dict(SMALL_CHAT, **extra))
+        self.assertEqual(response.status, 200, response.body[:300])
+        sent = self.calls()[-1]
+        for field, value in extra.items():
+            self.assertEqual(sent.body[field], value)
+            spelled = json.dumps({field: value}, separators=(",", ":"))[1:-1].encode()
+            self.assertIn(spelled, sent.raw)
+
+
+class EmbeddingsValidation(ValidationTest):
+    def test_a_wrong_input_or_field_is_a_400_naming_it(self):
+        cases = [
+            ({"input": 5}, "input"), ({"input": None}, "input"), ({"input": [[]]}, "input"),
+            ({"input": [{"a": {}}]}, "input"), ({"input": ["ok", 3]}, "input"),
+            ({"model": 1}, "model"), ({"model": " "}, "model"),
+            ({"dimensions": "many"}, "dimensions"), ({"dimensions": 0}, "dimensions"),
+            ({"encoding_format": "hex"}, "encoding_format"),
+        ]
+        for change, param in cases:
+            with self.subTest(change=change):
+                self.assertRefused("/v1/embeddings", dict(EMBEDDINGS, **change), param)
+
+    def test_a_valid_request_still_gets_its_vectors(self):
+        response = self.post("/v1/embeddings", dict(EMBEDDINGS, dimensions=None, user="u"))
+        self.assertEqual(response.status, 200, response.body[:300])
+        self.assertEqual(len(response.json()["data"]), 2)
+
+
+class AnthropicValidation(ValidationTest):
+    def test_a_body_wrong_in_itself_is_an_anthropic_400_naming_the_field(self):
+        base = {"model": "claude-sonnet-4-5", "max_tokens": 64,
+                "messages": [{"role": "user", "content": "hi"}]}
+        tool_result = {"type": "tool_result", "tool_use_id": "t", "content": 5}
+        cases = [
+            ({"model": 4}, "model"), ({"stream": "no"}, "stream"),
+            ({"max_tokens": "ten"}, "max_tokens"), ({"max_tokens": 0}, "max_tokens"),
+            ({"temperature": "hot"}, "temperature"), ({"temperature": 1.5}, "temperature"),
+            ({"top_p": 2}, "top_p"), ({"top_k": "many"}, "top_k"),
+            ({"stop_sequences": "END"}, "stop_sequences"),
+            ({"stop_sequences": [1]}, "stop_sequences"),
+            ({"tools": 1}, "tools"), ({"tools": {"name": "f"}}, "tools"),
+            ({"tools": [{"input_schema": {}}]}, "tools.0.name"),
+            ({"tools": [{"name": "f", "input_schema": []}]}, "tools.0.input_schema"),
+            ({"tool_choice": "auto"}, "tool_choice"),
+            ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
+            ({"tool_choice": {"type": "tool"}}, "tool_choice.name"),
+            ({"metadata": "x"}, "metadata"),
+            ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages.0.content"),
+            ({"messages": [{"role": "user", "content": [tool_result]}]},
+             "messages.0.content.0.content"),
+        ]
+        for change, param in cases:
+            with self.subTest(change=change):
+                self.assertRefused("/v1/messages", dict(base, **change), param)
+
+    def test_count_tokens_refuses_a_body_wrong_in_itself_in_the_anthropic_shape(self):
+        base = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
+        for change, param in (({"messages": "hi"}, "messages"), ({"tools": 1}, "tools"),
+                              ({"system": 5}, "system")):
+            with self.subTest(change=change):
+                self.assertRefused("/v1/messages/count_tokens", dict(base, **change), param)
+        response = self.post("/v1/messages/count_tokens", base)
+        self.assertEqual(response.status, 200, response.body[:300])
+
+
+class ResponsesValidation(ValidationTest):
+    def test_a_body_wrong_in_itself_is_a_400_naming_the_field(self):
+        base = {"model": "auto", "input": "hi"}
+        call = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
+        cases = [
+            ({"max_output_tokens": "ten"}, "max_output_tokens"),
+            ({"temperature": "hot"}, "temperature"), ({"top_p": -1}, "top_p"),
+            ({"instructions": 5}, "instructions"),
+            ({"tools": 1}, "tools"), ({"tools": [3]}, "tools.0"),
+            ({"tools": [{"type": "namespace", "name": "ns", "tools": 1}]}, "tools.0.tools"),
+            ({"tool_choice": "sometimes"}, "tool_choice"),
+            ({"tool_choice": {"type": "function", "name": "f", "namespace": []}}, "tool_choice"),
+            ({"parallel_tool_calls": 1}, "parallel_tool_calls"),
+            ({"text": "json"}, "text"),
+            ({"text": {"format": {"type": "yaml"}}}, "text.format.type"),
+            ({"input": [{"role": [], "content": "x"}]}, "input.0.role"),
+            ({"input": [{"role": {}, "content": "x"}]}, "input.0.role"),
+            ({"input": [{"type": [], "content": "x"}]}, "input.0.type"),
+            ({"input": [{"content": "x"}]}, "input.0.type"),
+            ({"input": [dict(call, namespace=["ns"])]}, "input.0.namespace"),
+            ({"input": [dict(call, arguments={"a": 1})]}, "input.0.arguments"),
+        ]
+        for change, param in cases:
+            with self.subTest(change=change):
+                self.assertRefused("/v1/responses", dict(base, **change), param)
 
 
 class NestingLimit(ValidationTest):
