@@ -10,6 +10,7 @@ The generated test takes a valid body for each route and replaces each field, at
 by each of a few odd JSON values: no answer may be a 5xx, and every 4xx is in the route's
 own error shape.
 """
+import concurrent.futures
 import copy
 import json
 import unittest
@@ -119,9 +120,38 @@ RESPONSES = {
 SMALL_CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 EMBEDDINGS = {"model": "auto", "input": ["one", "two"], "encoding_format": "float"}
 
+STREAMED = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 VALID = {"/v1/chat/completions": CHAT, "/v1/messages": MESSAGES,
          "/v1/messages/count_tokens": COUNT_TOKENS, "/v1/responses": RESPONSES,
          "/v1/embeddings": EMBEDDINGS}
+
+DELETE = object()  # a replacement that removes the field
+ODD = (1, "x", [], {}, None, True, [[]], {"a": {}}, nested(freeride.MAX_NESTING + 20), DELETE)
+ODD_STREAMED = (1, "x", [], {}, None, DELETE)  # a stream's own code paths, fewer requests
+
+
+def paths(doc, prefix=()):
+    """Every place in a JSON document, the document itself included, as key/index tuples."""
+    yield prefix
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) \
+        else ()
+    for key, value in items:
+        yield from paths(value, prefix + (key,))
+
+
+def replaced(doc, path, value):
+    """A copy of doc with the value at path replaced (or removed, for DELETE)."""
+    if not path:
+        return {} if value is DELETE else value
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc
 
 
 class ValidationTest(GatewayTest):
@@ -394,6 +424,33 @@ class NestingLimit(ValidationTest):
                 error = self.assertRefused(path, body, None)
                 self.assertIn(str(freeride.MAX_NESTING), error["message"])
 
+
+class GeneratedOddInput(ValidationTest):
+    def test_every_field_at_every_depth_replaced_by_odd_json_never_gets_a_5xx(self):
+        cases = [(path, "".join(f"[{k!r}]" for k in where), value,
+                  replaced(dict(body, stream=True) if stream else body, where, value))
+                 for path, body in VALID.items()
+                 for stream in ((False, True) if path in STREAMED else (False,))
+                 for where in paths(body) for value in (ODD_STREAMED if stream else ODD)]
+
+        def run(case):
+            path, where, value, body = case
+            response = self.post(path, body)
+            said = f"{path} with {where or 'the body'} = " \
+                f"{'(removed)' if value is DELETE else json.dumps(value)[:40]}"
+            if response.status >= 500:
+                return f"{response.status} on {said}"
+            if response.status >= 400:
+                try:
+                    self.assertShaped(path, response)
+                except (AssertionError, ValueError) as e:
+                    return f"misshaped {response.status} on {said}: {e}"
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            problems = [p for p in pool.map(run, cases) if p]
+        self.assertFalse(problems, f"{len(problems)} of {len(cases)} generated requests "
+                         "misbehaved:\n" + "\n".join(problems))
 
 
 if __name__ == "__main__":
