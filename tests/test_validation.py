@@ -17,7 +17,7 @@ import unittest
 
 import freeride
 from tests import fakes
-from tests.support import GatewayTest
+from tests.support import ROOT, GatewayTest
 
 EMBED_DIM = 1024  # NVIDIA's baai/bge-m3, the model `auto` embeddings go to
 
@@ -423,6 +423,16 @@ class NestingLimit(ValidationTest):
             with self.subTest(path=path):
                 error = self.assertRefused(path, body, None)
                 self.assertIn(str(freeride.MAX_NESTING), error["message"])
+
+
+class Documented(unittest.TestCase):
+    def test_the_readme_security_section_states_the_checks_and_the_nesting_limit(self):
+        readme = (ROOT / "README.md").read_text()
+        section = readme.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+        for fact in ("invalid_request_error", "`param`", "`messages[1].role`", "pass through",
+                     f"more than {freeride.MAX_NESTING} levels"):
+            with self.subTest(fact=fact):
+                self.assertIn(fact, section)
 
 
 class GeneratedOddInput(ValidationTest):
