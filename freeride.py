@@ -2512,7 +2512,11 @@ class Handler(BaseHTTPRequestHandler):
         raise HTTPError(400, "too many chunks in the request body")
 
     def read_json(self, limit):
-        body = self.read_body(limit).removeprefix(b"\xef\xbb\xbf")  # a BOM is no error
+        """The request body as a JSON object, nested no deeper than MAX_NESTING levels (checked
+        here, before any recursive walk of it). A leading UTF-8 BOM is no error."""
+        body = self.read_body(limit).removeprefix(b"\xef\xbb\xbf")
+        too_deep = HTTPError(400, f"request body is nested too deeply: at most {MAX_NESTING} "
+                             "levels of arrays and objects")
         try:
             doc = json.loads(body)
         except UnicodeDecodeError:
@@ -2520,9 +2524,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as e:
             raise HTTPError(400, f"request body is not valid JSON: {e}") from None
         except RecursionError:
-            raise HTTPError(400, "request body is nested too deeply") from None
+            raise too_deep from None
         if not isinstance(doc, dict):
             raise HTTPError(400, "request body must be a JSON object")
+        if nested_over(doc, MAX_NESTING):
+            raise too_deep
         return doc
 
 
@@ -2875,22 +2881,15 @@ class Gateway:
     # -- dialects ---------------------------------------------------------------------------
     def chat(self, handler):
         request = handler.read_json(self.config.max_body)
-        model = request.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise HTTPError(400, "`model` is required and must be a string", param="model")
-        messages = request.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
-        stream = request.get("stream", False)
-        if not isinstance(stream, bool):
-            raise HTTPError(400, "`stream` must be true or false", param="stream")
+        check_request(request, CHAT_FIELDS)
+        model = request["model"]
         self.require_provider()
         rid = handler.rid
         tools = bool(request.get("tools") or request.get("functions"))
-        vision = _has_images(messages)
+        vision = _has_images(request["messages"])
         candidates = resolve(self.config.routes, model.strip(), tools, vision)
-        self.writer.event(req=rid, event="request", model=model, stream=stream,
-                          path="/v1/chat/completions")
+        self.writer.event(req=rid, event="request", model=model,
+                          stream=request.get("stream") is True, path="/v1/chat/completions")
         answer = self.exchange(handler, rid, request, candidates)
         if answer is None:
             return
@@ -2901,7 +2900,7 @@ class Gateway:
 
     def messages(self, handler):
         """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
-        request, model = self._dialect_request(handler)
+        request, model = self._dialect_request(handler, ANTHROPIC_FIELDS)
         payload, dropped = anthropic_to_chat(request)
         rid, candidates = self._dialect_start(handler, "/v1/messages", payload, model,
                                               dropped)
@@ -2917,14 +2916,14 @@ class Gateway:
         """POST /v1/messages/count_tokens: an estimate (no provider is asked), which is what
         Claude Code needs it for: judging how full its context is."""
         request = handler.read_json(self.config.max_body)
-        if not isinstance(request.get("messages"), list):
-            raise HTTPError(400, "`messages` must be a list", param="messages")
+        check_request(request, ANTHROPIC_FIELDS, dotted=True)
+        anthropic_to_chat(request)  # the 400s /v1/messages would answer
         counted = [request.get(field) for field in ("system", "messages", "tools")]
         handler.reply_json(200, {"input_tokens": estimate_tokens(counted)})
 
     def responses(self, handler):
         """POST /v1/responses: the OpenAI Responses API (Codex), stateless, over the one walk."""
-        request, model = self._dialect_request(handler)
+        request, model = self._dialect_request(handler, RESPONSES_FIELDS)
         payload, names, dropped = responses_to_chat(request)
         rid, candidates = self._dialect_start(handler, "/v1/responses", payload, model,
                                               dropped)
@@ -2936,16 +2935,11 @@ class Gateway:
             handler.reply_json(200, response, {"X-FreeRide-Provider": route.name,
                                                "X-FreeRide-Model": used})
 
-    def _dialect_request(self, handler):
-        """The request body of a dialect route (its `stream` checked) and its `model`."""
+    def _dialect_request(self, handler, fields):
+        """The request body of a dialect route, checked against its table, and its `model`."""
         request = handler.read_json(self.config.max_body)
-        model = request.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise HTTPError(400, "`model` is required and must be a string", param="model")
-        stream = request.get("stream", False)
-        if not isinstance(stream, bool):
-            raise HTTPError(400, "`stream` must be true or false", param="stream")
-        return request, model.strip()
+        check_request(request, fields, dotted=True)  # as their translators name input items
+        return request, request["model"].strip()
 
     def _dialect_start(self, handler, path, payload, model, dropped):
         """A request id and the candidates for a translated payload, logged as a request."""
@@ -3017,9 +3011,8 @@ class Gateway:
 
     def embeddings(self, handler):
         request = handler.read_json(self.config.max_body)
-        model = request.get("model", "auto")
-        if not isinstance(model, str) or not model.strip():
-            raise HTTPError(400, "`model` must be a string", param="model")
+        check_request(request, EMBEDDING_FIELDS)
+        model = request.get("model") or "auto"
         inputs = request.get("input")
         if isinstance(inputs, str) or (isinstance(inputs, list) and inputs
                                        and all(_is_int(t) for t in inputs)):
@@ -3029,10 +3022,7 @@ class Gateway:
                 for i in inputs):
             raise HTTPError(400, "`input` must be a string, a list of strings, or token ids",
                             param="input")
-        encoding = request.get("encoding_format", "float")
-        if encoding not in ("float", "base64"):
-            raise HTTPError(400, "`encoding_format` must be 'float' or 'base64'",
-                            param="encoding_format")
+        encoding = request.get("encoding_format") or "float"
         self.require_provider()
         candidates = resolve_embeddings(self.config.routes, model.strip())
         if not candidates:
@@ -3324,6 +3314,145 @@ def _has_images(messages):
 #   chunk(event)   for each upstream Event (content, chunk, usage, comment, done)
 #   error(message) when the upstream fails after content was sent; the stream then ends
 
+# -- request checks ---------------------------------------------------------------------------
+# A request wrong in itself gets the 400 its own API would give, naming the field in `param`,
+# before the walk: it never spends a provider's free request. A table maps a field to (test,
+# what it must be[, required]); the test is a predicate, a table (an object with those
+# fields) or [table] (a list of such objects, not empty when required); `required` is True or
+# a predicate on the object holding the field. null passes wherever a field is optional, as
+# in OpenAI's API, and fields no table names pass through untouched.
+
+MAX_NESTING = 100  # levels of arrays and objects in a request body (Handler.read_json)
+
+
+def nested_over(doc, limit):
+    """Whether doc holds more than `limit` levels of arrays and objects (a walk by levels,
+    without recursion)."""
+    level = [doc]
+    for _ in range(limit):
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c)
+                 if isinstance(v, (dict, list))]
+        if not level:
+            return False
+    return True
+
+
+def check_request(doc, fields, where="", dotted=False):
+    """Raise the 400 for the first field of doc that breaks its row in `fields` (params are
+    spelled `messages[1].role`, or `messages.1.role` when dotted, as Anthropic does)."""
+    for name, (test, wanted, *required) in fields.items():
+        param, value = f"{where}.{name}" if where else name, doc.get(name)
+        if value is None:
+            if required and (required[0] is True or required[0](doc)):
+                raise HTTPError(400, f"`{param}` is required", param=param)
+            continue
+        if isinstance(test, dict):
+            ok = isinstance(value, dict)
+        elif isinstance(test, list):
+            ok = isinstance(value, list) and bool(value or not required)
+        else:
+            ok = test(value)
+        if not ok:
+            raise HTTPError(400, f"`{param}` must be {wanted}", param=param)
+        if isinstance(test, dict):
+            check_request(value, test, param, dotted)
+        for i, item in enumerate(value if isinstance(test, list) else ()):
+            where_item = f"{param}.{i}" if dotted else f"{param}[{i}]"
+            if not isinstance(item, dict):
+                raise HTTPError(400, f"`{where_item}` must be an object", param=where_item)
+            check_request(item, test[0], where_item, dotted)
+
+
+def _integer(least):
+    return lambda v: _is_int(v) and v >= least, f"an integer of at least {least}"
+
+
+def _number(low, high):
+    return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high,
+            f"a number from {low} to {high}")
+
+
+def _one_of(*words):
+    return lambda v: v in words, "one of " + ", ".join(map(repr, words))
+
+
+def _strings(value, most=None):
+    return isinstance(value, list) and all(isinstance(s, str) for s in value) \
+        and (most is None or len(value) <= most)
+
+
+def _parts(value):
+    return isinstance(value, list) and all(isinstance(p, dict) and isinstance(p.get("type"), str)
+                                           for p in value)
+
+
+def _tool_choice(value):
+    if isinstance(value, str):
+        return value in ("none", "auto", "required")
+    return isinstance(value, dict) and all(isinstance(value.get(k), (str, type(None)))
+                                           for k in ("type", "name", "namespace"))
+
+
+_NAME = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+_MODEL = (*_NAME, True)
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_NAMED = ({"name": (*_TEXT, True)}, "an object")
+_FORMAT = ({"type": (*_one_of("text", "json_object", "json_schema"), True)}, "an object")
+_TOOL_CHOICE = (_tool_choice, "'none', 'auto', 'required' or an object naming a tool")
+
+CHAT_FIELDS = {
+    "model": _MODEL,
+    "messages": ([{
+        "role": (*_one_of("system", "developer", "user", "assistant", "tool", "function"), True),
+        "content": (lambda v: isinstance(v, str) or _parts(v),
+                    "a string or a list of content parts, each an object with a string `type`",
+                    lambda m: m["role"] not in ("assistant", "function")),
+    }], "a non-empty list of message objects", True),
+    "stream": _BOOL, "stream_options": ({"include_usage": _BOOL}, "an object"),
+    "max_tokens": _integer(1), "max_completion_tokens": _integer(1), "n": _integer(1),
+    "temperature": _number(0, 2), "top_p": _number(0, 1),
+    "presence_penalty": _number(-2, 2), "frequency_penalty": _number(-2, 2),
+    "stop": (lambda v: isinstance(v, str) or _strings(v, 4), "a string or up to 4 strings"),
+    "tools": ([{"type": (*_TEXT, True),  # a provider's own kinds too (Groq's browser_search)
+                "function": (*_NAMED, lambda t: t["type"] == "function"),
+                "custom": (*_NAMED, lambda t: t["type"] == "custom")}], "a list of tool objects"),
+    "tool_choice": _TOOL_CHOICE, "parallel_tool_calls": _BOOL, "response_format": _FORMAT,
+}
+EMBEDDING_FIELDS = {
+    "model": _NAME, "dimensions": _integer(1),
+    "encoding_format": _one_of("float", "base64"),
+}
+ANTHROPIC_FIELDS = {  # messages item by item: anthropic_to_chat
+    "model": _MODEL, "messages": (lambda v: isinstance(v, list) and v != [],
+                                  "a non-empty list of messages", True),
+    "system": (lambda v: isinstance(v, str) or _parts(v), "a string or a list of text blocks"),
+    "stream": _BOOL, "max_tokens": _integer(1), "temperature": _number(0, 1),
+    "top_p": _number(0, 1), "top_k": _integer(0),
+    "stop_sequences": (_strings, "a list of strings"),
+    "tools": ([{"name": (*_TEXT, True), "input_schema": ({}, "an object")}], "a list of tools"),
+    "tool_choice": ({"type": (*_one_of("auto", "any", "tool", "none"), True),
+                     "name": (*_TEXT, lambda c: c["type"] == "tool")}, "an object"),
+    "metadata": ({}, "an object"),
+}
+RESPONSES_FIELDS = {  # input item by item: RESPONSES_ITEMS, in responses_to_chat
+    "model": _MODEL, "stream": _BOOL, "instructions": _TEXT,
+    "max_output_tokens": _integer(1), "temperature": _number(0, 2), "top_p": _number(0, 1),
+    "tools": ([{"type": (*_TEXT, True), "tools": ([{}], "a list of tool objects")}],
+              "a list of tool objects"),
+    "tool_choice": _TOOL_CHOICE, "parallel_tool_calls": _BOOL,
+    "text": ({"format": _FORMAT}, "an object"),
+}
+RESPONSES_ITEMS = {
+    "message": {"role": (*_one_of("user", "assistant", "system", "developer"), True)},
+    "function_call": {"name": (*_TEXT, True), "namespace": _TEXT, "arguments": _TEXT,
+                      "call_id": _TEXT},
+    "custom_tool_call": {"name": (*_TEXT, True), "input": _TEXT, "call_id": _TEXT},
+    "function_call_output": {"call_id": _TEXT},
+    "custom_tool_call_output": {"call_id": _TEXT},
+}
+
+
 class ChatEncoder:
     """Chat completions: the upstream's own events, passed through byte for byte."""
     shown = CONTENT_FIELDS  # the delta fields the client sees (reasoning included)
@@ -3531,9 +3660,9 @@ def _anthropic_image(source):
 def _anthropic_blocks(content, where):
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
-        raise HTTPError(400, f"{where}.content must be a string or a list of content blocks",
-                        param=f"{where}.content")
+    if not _parts(content):
+        raise HTTPError(400, f"{where}.content must be a string or a list of content blocks, "
+                        "each an object with a string `type`", param=f"{where}.content")
     return content
 
 
@@ -3559,10 +3688,10 @@ def _anthropic_message(message, where):
             out["tool_calls"] = calls
         return [out]
     results, parts = [], []
-    for block in blocks:
+    for j, block in enumerate(blocks):
         kind = block.get("type")
         if kind == "tool_result":
-            inner = _anthropic_blocks(block.get("content") or "", f"{where}.tool_result")
+            inner = _anthropic_blocks(block.get("content") or "", f"{where}.content.{j}")
             text = _text_of(inner)
             if block.get("is_error"):
                 text = "Error: " + text
@@ -3853,11 +3982,11 @@ def responses_to_chat(body):
         if not isinstance(item, dict):
             raise HTTPError(400, f"input.{i} must be an object", param=f"input.{i}")
         kind = item.get("type") or ("message" if "role" in item else None)
+        if not isinstance(kind, str):
+            raise HTTPError(400, f"`input.{i}.type` must be a string", param=f"input.{i}.type")
+        check_request(item, RESPONSES_ITEMS.get(kind, {}), f"input.{i}", dotted=True)
         if kind == "message":
-            role = {"developer": "system"}.get(item.get("role"), item.get("role"))
-            if role not in ("user", "assistant", "system"):
-                raise HTTPError(400, f"input.{i} has an unknown role {item.get('role')!r}",
-                                param=f"input.{i}.role")
+            role = {"developer": "system"}.get(item["role"], item["role"])
             flush_images()
             parts = _responses_parts(item.get("content"), f"input.{i}")
             if role == "user":
