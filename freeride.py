@@ -178,6 +178,8 @@ class Config:
         self.env = env
         self.host = host or env.get("FREERIDE_HOST") or DEFAULT_HOST
         self.port = self._number(env, "FREERIDE_PORT", DEFAULT_PORT, int) if port is None else port
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"FREERIDE_PORT must be a port, 0 to 65535, not {self.port}")
         self.home = Path(env.get("FREERIDE_HOME") or Path.home() / ".freeride").expanduser()
         self.events = env.get("FREERIDE_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
         self.api_key = env.get("FREERIDE_API_KEY", "")
@@ -1940,8 +1942,7 @@ class Router:
                                   ms=round((time.monotonic() - started) * 1000))
                 return route, key, model, answer
         if not attempts:
-            raise Exhausted(attempts, "no configured provider serves this model for this "
-                            "request")
+            raise Exhausted(attempts, "no configured provider serves this model")
         raise Exhausted(attempts, "every free provider and key is cooling or failed")
 
     def _judge(self, route, key, model, failure):
@@ -2557,6 +2558,7 @@ def status_snapshot(config, cooling, usage, stats=None):
         used = day.get(route.name, {})
         extra = pending.get(route.name, (0, 0))
         providers_.append({"name": route.name, "keys": len(route.keys), "cooling": rows,
+                           "local": route.provider.local_server, "answering": route.available,
                            "today": {"requests": used.get("requests", 0) + extra[0],
                                      "tokens": used.get("tokens", 0) + extra[1]}})
     return {"providers": providers_,
@@ -2736,7 +2738,7 @@ class Gateway:
 
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
-                                 "providers": [r.name for r in self.config.routes]})
+                                 "providers": [r.name for r in self.config.routes if r.available]})
 
     def status(self, handler):
         doc = status_snapshot(self.config, self.cooldowns.active(), self.stats.read_usage(),
@@ -2756,15 +2758,32 @@ class Gateway:
         handler.reply(200, self.stats.metrics(cooling).encode(),
                       content_type="text/plain; version=0.0.4; charset=utf-8")
 
-    def require_provider(self):
-        """A 503 that says what to set when no provider can answer at all."""
+    def require_provider(self, handler):
+        """A 503 that says what to set when no provider can answer at all (logged, and marked
+        for SDKs as not worth retrying)."""
         if any(r.available for r in self.config.routes):
             return
         wanted = "; ".join(f"{name}: {how}" for name, how in self.config.unconfigured)
+        self.writer.event(req=handler.rid, event="failed", status=503,
+                          message="no provider configured")
         raise HTTPError(503, "FreeRide has no provider to ask: set at least one key and restart "
                         f"the gateway ({wanted}). {KEYLESS_HINT} Or start a local server "
                         "(Ollama, llama.cpp, LM Studio), or try `freeride serve --demo`.",
-                        kind="service_unavailable", code="no_providers_configured")
+                        kind="service_unavailable", code="no_providers_configured",
+                        headers={"x-should-retry": "false"})
+
+    def unserved(self, rid, model, candidates, tools, vision):
+        """The 404 for a request no configured model can take, saying why."""
+        if candidates:
+            return
+        needs = " and ".join(n for n, on in (("call tools", tools), ("see images", vision)) if on)
+        if needs and resolve(self.config.routes, model):
+            why = f"no configured model that serves {model!r} can {needs}"
+        else:
+            why = f"no configured provider serves {model!r} (GET /v1/models lists what does)"
+        self.writer.event(req=rid, event="failed", status=404, message=why)
+        raise HTTPError(404, why, code="model_not_found", param="model",
+                        headers={"x-should-retry": "false"})
 
     def exhausted(self, rid, failure):
         """The final answer when nothing could serve: 429 if waiting helps, else 503."""
@@ -2772,9 +2791,8 @@ class Gateway:
         waits = [a.get("cooldown_s") for a in attempts]
         if not attempts:  # nothing to try: asking again will not help
             self.writer.event(req=rid, event="failed", status=404, message=str(failure))
-            return HTTPError(404, f"{failure}: a request with tools needs a model that can call "
-                             "tools, and one with images a vision model (GET /v1/models says "
-                             "which do)", code="model_not_found", param="model", attempts=[])
+            return HTTPError(404, str(failure), code="model_not_found", param="model",
+                             attempts=[], headers={"x-should-retry": "false"})
         if all(a["class"] in (RATE_LIMIT, QUOTA) for a in attempts):
             retry = max(1, int(min(w for w in waits if w is not None) + 0.999)) \
                 if any(w is not None for w in waits) else 60
@@ -2883,13 +2901,14 @@ class Gateway:
         request = handler.read_json(self.config.max_body)
         check_request(request, CHAT_FIELDS)
         model = request["model"]
-        self.require_provider()
+        self.require_provider(handler)
         rid = handler.rid
         tools = bool(request.get("tools") or request.get("functions"))
         vision = _has_images(request["messages"])
         candidates = resolve(self.config.routes, model.strip(), tools, vision)
         self.writer.event(req=rid, event="request", model=model,
                           stream=request.get("stream") is True, path="/v1/chat/completions")
+        self.unserved(rid, model, candidates, tools, vision)
         answer = self.exchange(handler, rid, request, candidates)
         if answer is None:
             return
@@ -2943,7 +2962,7 @@ class Gateway:
 
     def _dialect_start(self, handler, path, payload, model, dropped):
         """A request id and the candidates for a translated payload, logged as a request."""
-        self.require_provider()
+        self.require_provider(handler)
         tools, vision = bool(payload.get("tools")), _has_images(payload["messages"])
         if path == "/v1/messages" and model.lower().startswith("claude-"):
             # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
@@ -2954,6 +2973,7 @@ class Gateway:
         rid = handler.rid
         self.writer.event(req=rid, event="request", model=model, stream=payload["stream"],
                           path=path)
+        self.unserved(rid, model, candidates, tools, vision)
         if dropped:
             self.writer.event(req=rid, event="dropped", tools=dropped,
                               message="tools only the original service runs were not sent on")
@@ -3017,20 +3037,27 @@ class Gateway:
         if isinstance(inputs, str) or (isinstance(inputs, list) and inputs
                                        and all(_is_int(t) for t in inputs)):
             inputs = [inputs]  # one text, or one text as token ids
+        if isinstance(inputs, list) and inputs and all(
+                isinstance(i, list) and i and all(map(_is_int, i)) for i in inputs):
+            # OpenAI's tokenizer's ids: no free model reads them; its vectors would be noise.
+            raise HTTPError(400, "`input` as token ids only means something to OpenAI's own "
+                            "models; send the text (LangChain: OpenAIEmbeddings("
+                            "check_embedding_ctx_length=False))", param="input")
         if not isinstance(inputs, list) or not inputs or not all(
-                (isinstance(i, str) and i) or (isinstance(i, list) and i and all(map(_is_int, i)))
-                for i in inputs):
-            raise HTTPError(400, "`input` must be a string, a list of strings, or token ids",
+                isinstance(i, str) and i for i in inputs):
+            raise HTTPError(400, "`input` must be a string or a list of strings",
                             param="input")
         encoding = request.get("encoding_format") or "float"
-        self.require_provider()
+        self.require_provider(handler)
         candidates = resolve_embeddings(self.config.routes, model.strip())
         if not candidates:
             served = sorted({m for r in self.config.routes if r.available
                              for m in r.offer.embeddings})
             raise HTTPError(404, f"no configured provider serves embeddings for {model!r}; "
                             "vectors of another model would not be comparable. Embedding "
-                            f"models here: {', '.join(served) or 'none'} (or 'auto')",
+                            "models here: " + (", ".join(served) + " (or 'auto')" if served else
+                                               "none (OpenRouter, Gemini, Mistral, NVIDIA and "
+                                               "Cloudflare keys give some)"),
                             code="model_not_found", param="model", models=served)
         rid = handler.rid
         self.writer.event(req=rid, event="request", model=model, stream=False,
@@ -6465,6 +6492,7 @@ def cmd_serve(args, config):
         print("  local servers, the last resort (used while they answer): "
               + ", ".join(f"{r.name} {r.provider.base_url}" for r in local))
     print("  point any OpenAI-compatible agent at:")
+    print(f"    export OPENAI_BASE_URL={url}/v1")
     print(f"    export OPENAI_API_BASE={url}/v1")
     print("    export OPENAI_API_KEY=any")
     sys.stdout.flush()
@@ -6575,7 +6603,9 @@ def cmd_status(args, config):
     now = time.time()
     for p in doc["providers"]:
         today_ = p["today"]
-        print(f"{paint('bold', p['name']):<12} {p['keys']} key{'s' if p['keys'] != 1 else ''}"
+        what = (("local server, " + ("answering" if p["answering"] else "not answering"))
+                if p.get("local") else f"{p['keys']} key{'s' if p['keys'] != 1 else ''}")
+        print(f"{paint('bold', p['name']):<12} {what}"
               f"  today: {today_['requests']} requests, {today_['tokens']} tokens")
         for c in p["cooling"]:
             who = "all keys" if c["key"] == "*" else (f"k{c['key']}" if isinstance(c["key"], int)
@@ -6951,6 +6981,17 @@ class Telemetry(threading.Thread):
                 pass
 
 
+def port_number(text):
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="freeride", description="A local OpenAI-compatible gateway over free-tier LLM "
@@ -6961,7 +7002,7 @@ def build_parser():
     serve = commands.add_parser("serve", help="run the gateway",
                                 description="Run the gateway on 127.0.0.1:11343 (by default).")
     serve.add_argument("--host", help=f"address to listen on (FREERIDE_HOST, default {DEFAULT_HOST})")
-    serve.add_argument("--port", type=int,
+    serve.add_argument("--port", type=port_number,
                        help=f"port to listen on (FREERIDE_PORT, default {DEFAULT_PORT})")
     serve.add_argument("--demo", action="store_true",
                        help="serve only the offline demo provider (no keys, no network)")

@@ -47,7 +47,9 @@ def _last_user_text(messages):
             content = message.get("content")
             if isinstance(content, list):
                 content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
+            # A short line, never code: an agent reading the echo as an edit must find none.
+            text = " ".join(str(content or "").replace("`", "'").split())
+            return text[:80] + ("..." if len(text) > 80 else "")
     return ""
 
 

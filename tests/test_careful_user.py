@@ -203,5 +203,41 @@ class Connections(GatewayTest):
         self.assertLess(cpu() - before, 0.3, "the accept loop spins at the descriptor limit")
 
 
+class WhatANewcomerMeets(GatewayTest):
+    def test_an_unserved_model_404_names_it_and_blames_tools_only_when_there_were_tools(self):
+        self.start_gateway(groq="gsk-1")
+        plain = self.chat("deepseek")  # a family Groq does not serve
+        self.assertEqual(plain.status, 404)
+        self.assertIn("'deepseek'", plain.error["message"])
+        self.assertNotIn("tools", plain.error["message"])
+        self.assertEqual(plain.headers["x-should-retry"], "false")
+
+    def test_the_no_provider_503_tells_sdks_not_to_retry_and_is_logged(self):
+        self.start_gateway({"FREERIDE_PROVIDERS": ""})
+        response = self.chat()
+        self.assertEqual((response.status, response.headers["x-should-retry"]), (503, "false"))
+        [failed] = self.logged("failed")
+        self.assertEqual(failed["status"], 503)
+
+    def test_the_demo_echo_is_one_short_line_an_agent_cannot_take_for_an_edit(self):
+        gateway = freeride.Gateway(freeride.Config(env={"FREERIDE_HOME": str(self.home)},
+                                                   port=0, demo=True)).start()
+        self.addCleanup(gateway.close)
+        text = "```js\n// path/to/filename.js\n" + "x = 1;\n" * 100 + "```"
+        response = self.call("POST", "/v1/chat/completions", {
+            "model": "auto", "messages": [{"role": "user", "content": text}]}, gateway=gateway)
+        answer = response.json()["choices"][0]["message"]["content"]
+        self.assertNotIn("```", answer)
+        self.assertNotIn("\n", answer)
+        self.assertLess(len(answer), 200)
+
+    def test_serve_refuses_a_port_out_of_range_in_one_line(self):
+        from tests.support import run_cli
+        result = run_cli("serve", "--port", "99999", env=clean_env(FREERIDE_HOME=str(self.home)))
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("not a port", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

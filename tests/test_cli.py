@@ -79,6 +79,7 @@ class ServeTest(unittest.TestCase):
         self.assertIn(f"listening on http://127.0.0.1:{server.port}", text)
         self.assertIn("providers: groq (2 keys), nvidia", text)
         self.assertIn(f"OPENAI_API_BASE=http://127.0.0.1:{server.port}/v1", text)
+        self.assertIn(f"OPENAI_BASE_URL=http://127.0.0.1:{server.port}/v1", text)  # openai SDK
         self.assertIn("OPENAI_API_KEY=any", text)
         self.assertNotIn("gsk-a", text)
         code, out, err = server.stop()

@@ -147,13 +147,18 @@ class EmbeddingsFailover(EmbeddingsTest):
                          [row["embedding"] for row in expected["data"]])
         self.assertEqual(self.embedding_requests("nvidia")[0].body["input"], ["alpha", "beta", "gamma"])
 
-    def test_token_id_inputs_get_one_vector_per_text(self):
+    def test_token_ids_are_refused_since_no_free_model_reads_openais_tokens(self):
+        # LangChain's OpenAIEmbeddings sends tiktoken ids by default: BGE or Gemini would turn
+        # them into vectors of nothing. A 400 that says what to send instead, no quota spent.
         self.start_gateway(nvidia="n1", cloudflare="c1")
-        one_text = self.embed(inputs=[101, 2023, 102])
-        self.assertVectors(one_text, 1, BGE_M3)
-        self.assertEqual(one_text.headers["X-FreeRide-Provider"], "nvidia")
-        two_texts = self.embed(inputs=[[101, 2023], [101, 2024]])
-        self.assertVectors(two_texts, 2, BGE_M3)
+        for inputs in ([101, 2023, 102], [[101, 2023], [101, 2024]]):
+            with self.subTest(inputs=inputs):
+                response = self.embed(inputs=inputs)
+                self.assertEqual(response.status, 400, response.body)
+                self.assertEqual(response.error["param"], "input")
+                self.assertIn("check_embedding_ctx_length=False", response.error["message"])
+        self.assertEqual(self.embedding_requests("nvidia") + self.embedding_requests("cloudflare"),
+                         [])
 
     def test_base64_encoding_is_little_endian_float32(self):
         expected = embeddings_ok(count=2, dim=BGE_M3, model="baai/bge-m3").json()
