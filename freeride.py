@@ -1432,6 +1432,10 @@ def read_event(raw):
     if name == b"error" or doc.get("error"):
         return Event("error", raw, doc)
     if carries(doc, CONTENT_FIELDS):
+        deltas = [c.get("delta") for c in doc["choices"] if isinstance(c, dict)]
+        if any(not isinstance(d.get(f), (str, type(None))) for d in deltas
+               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")):
+            return Event("garbage", raw, doc)  # text that is not text
         return Event("content", raw, doc)
     if doc.get("usage") and not doc.get("choices"):
         return Event("usage", raw, doc)
@@ -2845,6 +2849,10 @@ class Gateway:
         if 200 <= response.status < 300:
             if guard is not None:
                 guard.cancel()
+                if guard.fired:  # its shutdown ended a trickled head early: not an answer
+                    self.pool.discard(response)
+                    raise UpstreamFailure(0, reason=f"no response head within {head:g} s",
+                                          timeout="headers")
             return response
         try:  # an error body that never ends is cut at the head's deadline too
             body = response.read(1 * MiB)
@@ -3074,8 +3082,9 @@ class Gateway:
                     and isinstance(rows[0].get("embedding"), list):
                 want = len(rows[0]["embedding"]) or -1  # unknown (a local server): consistent
             if not isinstance(rows, list) or len(rows) != len(inputs) or not all(
-                    isinstance(r, dict) and isinstance(r.get("embedding"), list)
-                    and len(r["embedding"]) == want for r in rows):
+                    isinstance(r, dict) and _is_int(r.get("index", 0))
+                    and isinstance(r.get("embedding"), list) and len(r["embedding"]) == want
+                    and all(isinstance(x, (int, float)) for x in r["embedding"]) for r in rows):
                 raise UpstreamFailure(502, body=body, reason=f"answer is not {len(inputs)} "
                                       f"vectors of dimension {want}")
             return doc
@@ -3131,6 +3140,10 @@ class Gateway:
                                                 or carries(event.doc, fields)):
                     _set_timeout(response, config.idle_timeout)
                     return response, held, events
+            if guard is not None and guard.fired:  # its shutdown reads as the stream's end
+                stage = "idle" if alive else "first content"
+                raise UpstreamFailure(0, reason=f"nothing within the {stage} timeout",
+                                      timeout=stage)
             raise UpstreamFailure(0, reason="stream ended before any content")
         except UpstreamFailure:
             self.pool.discard(response)
