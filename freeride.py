@@ -198,6 +198,7 @@ class Config:
         self.max_connections = self._number(env, "FREERIDE_MAX_CONNECTIONS", 128, int)
         self.claude_model = env.get("FREERIDE_CLAUDE_MODEL", "").strip()
         self.catalog_ttl = self._number(env, "FREERIDE_CATALOG_TTL", 4 * 3600.0)
+        self.limits = self._limits(env.get("FREERIDE_LIMITS", ""))
         self.live_catalogs = _flag(env, "FREERIDE_CATALOGS", True)
         self.local_probe = self._number(env, "FREERIDE_LOCAL_PROBE", 60.0)
         self.demo = demo
@@ -225,6 +226,24 @@ class Config:
         if value <= 0:
             raise ConfigError(f"{var} must be greater than 0")
         return value
+
+    @staticmethod
+    def _limits(raw):
+        """FREERIDE_LIMITS: the user's free limits, over the modules' (say after buying
+        OpenRouter credit): {"openrouter": {"requests/day": 1000}}."""
+        if not raw.strip():
+            return {}
+        try:
+            doc = json.loads(raw)
+            if not all(isinstance(v, dict) and all(
+                    re.fullmatch(r"(requests|tokens)/(minute|hour|day|month)", k) and _is_int(n)
+                    for k, n in v.items()) for v in doc.values()):
+                raise ValueError
+            return doc
+        except (ValueError, AttributeError):
+            raise ConfigError('FREERIDE_LIMITS must be JSON like {"openrouter": '
+                              '{"requests/day": 1000}} (requests or tokens, per minute, hour, '
+                              'day or month)') from None
 
     @staticmethod
     def _routes(env, demo):
@@ -709,8 +728,9 @@ class Stats:
         keep = dict(sorted(days.items())[-31:])
         write_atomic(self.path, json.dumps({"version": 1, "days": keep}, indent=1).encode())
 
-    def metrics(self, cooling):
-        """Prometheus text exposition of the counters; `cooling` is {provider: cooling keys}."""
+    def metrics(self, cooling, quota=(), index=None):
+        """Prometheus text exposition of the counters; `cooling` is {provider: cooling keys},
+        `quota` the ledger's rows (keys named by `index`)."""
         out = []
 
         def family(name, kind, help_):
@@ -746,6 +766,13 @@ class Stats:
         family("freeride_cooling_keys", "gauge", "Keys cooling down right now, by provider.")
         for provider, n in sorted(cooling.items()):
             out.append(f"freeride_cooling_keys{label(provider=provider)} {n}\n")
+        for name, field, help_ in (("remaining", "remaining", "left"), ("limit", "limit", "allowed")):
+            family(f"freeride_quota_{name}", "gauge", f"Free requests or tokens {help_} in the "
+                   "current window, from the providers' headers or counted (the ledger).")
+            for q in quota:
+                labels = label(provider=q["provider"], key=(index or {}).get(q["key"], q["key"]),
+                               model=q["model"], window=q["window"], unit=q["unit"])
+                out.append(f"freeride_quota_{name}{labels} {q[field]}\n")
         return "".join(out)
 
 
@@ -983,6 +1010,125 @@ class Catalogs:
             "dropped": [{"provider": p, "model": m, "since": round(t, 3)}
                         for (p, m), t in sorted(dropped.items())]}
         write_atomic(self.path, json.dumps(doc, indent=1).encode())
+
+
+WINDOWS = {"minute": 60, "hour": 3600}  # fixed windows counted from their first request
+
+
+class Ledger:
+    """What each (provider, key, model) has left in each window, before it is spent.
+
+    Every upstream answer, success or error, streamed or not, is read for the limits its
+    provider reports (Provider.quota_headers: Groq's and Mistral's x-ratelimit-*, OpenRouter's
+    X-RateLimit-*); where a provider reports nothing, its documented free limits
+    (Provider.limits, or FREERIDE_LIMITS) are counted here, one per request. What a header
+    says wins over a count, and a window past its reset starts afresh. Rows are keyed
+    (provider, key hash, model or "*" for limits that span a key, unit, window); the router
+    skips a key whose requests are spent and tries the key with most headroom first. Kept in
+    memory, saved to ledger.json by the writer thread.
+    """
+
+    def __init__(self, path, overrides=None):
+        self.path, self.overrides = path, overrides or {}
+        self.lock = threading.Lock()
+        self.rows = {}  # (provider, key, model, unit, window) -> [limit, remaining, reset, told]
+        self.dirty = False
+        try:
+            doc = json.loads(path.read_bytes())
+            now = time.time()
+            for r in doc["rows"]:
+                if float(r["reset"]) > now:
+                    self.rows[(r["provider"], r["key"], r["model"], r["unit"], r["window"])] = [
+                        int(r["limit"]), int(r["remaining"]), float(r["reset"]), bool(r["told"])]
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            set_aside(path, f"not valid ledger JSON: {e}")
+
+    def limits(self, provider):
+        """(unit, window, limit) of a provider's documented free limits, the user's first."""
+        own = {f"{u}/{w}": n for u, w, n in provider.limits}
+        own.update(self.overrides.get(provider.name, {}))
+        return [(*k.split("/", 1), n) for k, n in own.items() if isinstance(n, int)]
+
+    def observe(self, route, key, model, headers):
+        """One upstream answer: count it against the documented limits, then take what its
+        headers say (they win)."""
+        provider, now = route.provider, time.time()
+        where = (route.name, key.id, model if provider.quota_per_model else "*")
+        told = set()
+        with self.lock:
+            for unit, window, limit_h, left_h, reset_h in provider.quota_headers:
+                left = _int(headers.get(left_h))
+                if left is None:
+                    continue
+                reset = parse_reset(headers.get(reset_h) or "", now) if reset_h else None
+                if window == "*":  # the nearer of a minute and a day, told by its reset
+                    window = "day" if reset is not None and reset > 120 else "minute"
+                row = self.rows.get((*where, unit, window))
+                self.rows[(*where, unit, window)] = [
+                    _int(headers.get(limit_h)) or (row[0] if row else left), left,
+                    now + (reset if reset is not None else WINDOWS.get(window, 60)), True]
+                told.add((unit, window))
+            for unit, window, limit in self.limits(provider):
+                if unit != "requests" or (unit, window) in told:
+                    continue
+                row = self.rows.get((*where, unit, window))
+                if row is None or row[2] <= now:
+                    reset = WINDOWS.get(window) or calendar_reset(
+                        provider.quota_reset if window == "day" else window, now)
+                    row = self.rows[(*where, unit, window)] = [limit, limit, now + reset, False]
+                if not row[3]:
+                    row[1] = max(0, row[1] - 1)
+            self.dirty = True
+
+    def _live(self, route, key, model):
+        now = time.time()
+        for scope in (model, "*"):
+            for window in ("minute", "hour", "day", "month"):
+                for unit in ("requests", "tokens"):
+                    row = self.rows.get((route.name, key.id, scope, unit, window))
+                    if row is not None and row[2] > now:
+                        yield unit, window, row
+
+    def spent(self, route, key, model, tokens=0):
+        """(unit, window, seconds to its reset) when this key cannot take this request now:
+        no request left in a window, or clearly fewer tokens left this minute than it needs."""
+        for unit, window, (limit, left, reset, _) in self._live(route, key, model):
+            if (unit == "requests" and left <= 0) or (unit == "tokens" and window == "minute"
+                                                      and tokens > left):
+                return unit, window, reset - time.time()
+        return None
+
+    def headroom(self, route, key, model):
+        """The smallest share of a request window left (1.0 when nothing is known)."""
+        return min((left / limit for unit, _, (limit, left, _, _) in self._live(route, key, model)
+                    if unit == "requests" and limit > 0), default=1.0)
+
+    def snapshot(self, now=None):
+        """Every live row, for status, metrics and the models list."""
+        now = time.time() if now is None else now
+        with self.lock:
+            return [{"provider": p, "key": k, "model": m, "unit": u, "window": w, "limit": r[0],
+                     "remaining": r[1], "reset": round(r[2], 3)}
+                    for (p, k, m, u, w), r in sorted(self.rows.items()) if r[2] > now]
+
+    def flush(self):
+        if self.dirty:
+            self.dirty = False
+            rows = self.snapshot()
+            with self.lock:
+                for row in rows:
+                    row["told"] = self.rows[(row["provider"], row["key"], row["model"],
+                                             row["unit"], row["window"])][3]
+            write_atomic(self.path, json.dumps({"version": 1, "rows": rows}).encode())
+
+
+def _int(value):
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _prom(value):
@@ -1622,12 +1768,23 @@ def resolve(routes, model, tools=False, vision=False):
             spelled = [(r, m) for r in routes if family and r.name not in served
                        for m in [spelling(r, family)] if m]
             return [(r, m) for r, m in exact + spelled if capable(r, m)]
-    out = []
+    def spill(route, model):  # its next good model, when this one's own quota is spent
+        ids = [m.id for m in route.offer.models if capable(route, m.id)]
+        return ids[ids.index(model) + 1] if model in ids[:-1] else None
+
+    out = Candidates()
+    out.spill = spill
     for route in routes:
         best = next((m.id for m in route.offer.models if capable(route, m.id)), None)
         if best:
             out.append((route, best))
     return out
+
+
+class Candidates(list):
+    """resolve()'s (route, model) list; for an alias, `spill` names a provider's next model
+    (an explicit model or family never changes model)."""
+    spill = None
 
 
 def spelling(route, family):
@@ -1877,29 +2034,48 @@ class Router:
     """Walks the candidates of one request over keys that are not cooling; the one walk every
     route (and later every dialect) shares."""
 
-    def __init__(self, config, cooldowns, writer, catalogs=None):
+    def __init__(self, config, cooldowns, writer, catalogs=None, ledger=None):
         self.config = config
         self.cooldowns = cooldowns
         self.writer = writer
         self.catalogs = catalogs
+        self.ledger = ledger
 
-    def walk(self, rid, candidates, send, deadline, hold=False):
+    def walk(self, rid, candidates, send, deadline, hold=False, tokens=0, spill=None):
         """Call send(route, key, model, timeout) until one returns; failures fail over.
 
-        send raises UpstreamFailure for anything that is not a usable answer. A provider that
-        takes one request at a time per key (concurrency) has its busy keys skipped, not
-        waited for; with `hold` the winning key stays taken until the caller gives it back
-        (a stream, still being relayed).
+        send raises UpstreamFailure for anything that is not a usable answer. Keys go most
+        headroom first (the ledger); a key whose requests are spent, or that has clearly too
+        few tokens left this minute for `tokens`, is skipped without a call, and when only a
+        minute about to reset (2 s) stands in the way, the walk waits for it once. With
+        `spill(route, model)`, a model whose own quota is spent on every key gives way to
+        that provider's next model. A provider that takes one request at a time per key
+        (concurrency) has its busy keys skipped, not waited for; with `hold` the winning key
+        stays taken until the caller gives it back (a stream, still being relayed).
         """
-        attempts = []
-        for route, model in candidates:
-            for key in route.keys_in_turn():
+        attempts, queue, waited = [], list(candidates), False
+        while queue:
+            route, model = queue.pop(0)
+            spent_here = 0
+            keys = route.keys_in_turn()
+            if self.ledger is not None and len(keys) > 1:
+                keys.sort(key=lambda k: -self.ledger.headroom(route, k, model))  # stable
+            for key in keys:
                 cooling = self.cooldowns.lookup(route.name, key.id, model)
-                if cooling is not None:
+                spent = self.ledger.spent(route, key, model, tokens) if self.ledger else None
+                if cooling is not None or spent is not None:
+                    skip = {"class": cooling.cls, "skipped": "cooling",
+                            "cooldown_s": round(cooling.until - time.time(), 1)} if cooling \
+                        else {"class": QUOTA if spent[1] != "minute" else RATE_LIMIT,
+                              "skipped": f"no {spent[0]} left this {spent[1]}",
+                              "cooldown_s": round(spent[2], 1)}
                     attempts.append({"provider": route.name, "key": key.index, "model": model,
-                                     "class": cooling.cls, "skipped": "cooling",
-                                     "cooldown_s": round(cooling.until - time.time(), 1)})
+                                     **skip})
                     self.writer.event(req=rid, event="skip", **attempts[-1])
+                    own = self.cooldowns.table.get((route.name, key.id, model))  # this model's
+                    spent_here += (spent is not None and spent[1] != "minute"
+                                   and route.provider.quota_per_model) or (
+                        cooling is not None and own is cooling and cooling.cls == QUOTA)
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -1933,6 +2109,7 @@ class Router:
                     if verdict.cls == CLIENT:
                         raise ClientFault(failure, verdict, attempt) from None
                     if verdict.cls in (RATE_LIMIT, QUOTA, AUTH) and verdict.scope != MODEL:
+                        spent_here += verdict.scope == KEY_MODEL and verdict.cls == QUOTA
                         continue
                     break
                 except BaseException:
@@ -1945,6 +2122,17 @@ class Router:
                                   key=key.index, model=model,
                                   ms=round((time.monotonic() - started) * 1000))
                 return route, key, model, answer
+            else:  # every key was tried or skipped: is it this model's own quota that is out?
+                after = spill(route, model) if spill and spent_here == len(keys) else None
+                if after:
+                    queue.insert(0, (route, after))
+            if not queue and not waited:  # a minute about to reset is worth a short wait
+                soon = [a["cooldown_s"] for a in attempts if a.get("class") == RATE_LIMIT
+                        and str(a.get("skipped", "")).endswith("minute")]
+                if soon and 0 <= min(soon) <= 2 and deadline - time.monotonic() > min(soon) + 1:
+                    waited = True
+                    time.sleep(min(soon) + 0.05)
+                    queue = list(candidates)
         if not attempts:
             raise Exhausted(attempts, "no configured provider serves this model")
         raise Exhausted(attempts, "every free provider and key is cooling or failed")
@@ -2537,10 +2725,11 @@ class Handler(BaseHTTPRequestHandler):
         return doc
 
 
-def status_snapshot(config, cooling, usage, stats=None):
+def status_snapshot(config, cooling, usage, stats=None, quota=()):
     """What `freeride status` shows, from configuration and state (no gateway needed).
 
-    cooling: Cooldowns.active(); usage: Stats.read_usage(). Keys appear as index and hash.
+    cooling: Cooldowns.active(); usage: Stats.read_usage(); quota: Ledger.snapshot(). Keys
+    appear as index and hash.
     """
     now = time.time()
     day = usage.get(today(), {})
@@ -2561,11 +2750,16 @@ def status_snapshot(config, cooling, usage, stats=None):
                          "remaining_s": round(c.until - now, 1)})
         used = day.get(route.name, {})
         extra = pending.get(route.name, (0, 0))
+        left = [dict(q, key=index.get(q["key"], q["key"])) for q in quota
+                if q["provider"] == route.name]
         providers_.append({"name": route.name, "keys": len(route.keys), "cooling": rows,
+                           "quota": left,
                            "local": route.provider.local_server, "answering": route.available,
                            "today": {"requests": used.get("requests", 0) + extra[0],
                                      "tokens": used.get("tokens", 0) + extra[1]}})
     return {"providers": providers_,
+            "capacity_today": {"requests": sum(q["remaining"] for q in quota
+                                               if q["unit"] == "requests" and q["window"] == "day")},
             "unconfigured": [{"name": n, "fix": how} for n, how in config.unconfigured]}
 
 
@@ -2574,7 +2768,7 @@ KEYLESS_HINT = ("FREERIDE_KEYLESS=1 gives real answers with no sign-up, from key
                 "limited per IP, and some log prompts.")
 
 
-def model_entries(routes):
+def model_entries(routes, quota=()):
     """GET /v1/models and `freeride list`: every model the walk can use now, merged across
     providers, then the aliases and families; a module's preferred model that its provider's
     catalog dropped is listed with "available": false, so a user sees why it is not used."""
@@ -2607,6 +2801,10 @@ def model_entries(routes):
                 "id": model_id, "object": "model", "created": 0, "owned_by": route.name,
                 "providers": [route.name], "context_length": 0, "available": False,
                 "note": f"no longer in {route.name}'s catalog; not called"})
+    for q in quota:  # what the ledger knows is left today, on every key
+        entry = merged.get(q["model"])
+        if entry is not None and q["unit"] == "requests" and q["window"] == "day":
+            entry["requests_left_today"] = entry.get("requests_left_today", 0) + q["remaining"]
     return list(merged.values())
 
 
@@ -2623,7 +2821,9 @@ class Gateway:
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
         self.pool = Pool(config.connect_timeout, config.ca_bundle)
         self.catalogs = Catalogs(config, self.pool, self.writer)
-        self.router = Router(config, self.cooldowns, self.writer, self.catalogs)
+        self.ledger = Ledger(config.home / "ledger.json", config.limits)
+        self.writer.ticks.append(self.ledger.flush)
+        self.router = Router(config, self.cooldowns, self.writer, self.catalogs, self.ledger)
         self.routes = {
             "/": {"GET": self.root},
             "/health": {"GET": self.health},
@@ -2675,6 +2875,7 @@ class Gateway:
         self.deadlines.close()
         self.pool.close()
         self.writer.flush_soon(self.cooldowns.flush)
+        self.writer.flush_soon(self.ledger.flush)
         self.writer.close()
         if self.thread is not None:
             self.thread.join(timeout=5)
@@ -2746,7 +2947,7 @@ class Gateway:
 
     def status(self, handler):
         doc = status_snapshot(self.config, self.cooldowns.active(), self.stats.read_usage(),
-                              self.stats)
+                              self.stats, self.ledger.snapshot())
         doc["gateway"] = {"url": self.url, "pid": os.getpid(), "version": __version__,
                           "started": round(self.started, 3),
                           "uptime_s": round(time.time() - self.started, 1)}
@@ -2759,7 +2960,9 @@ class Gateway:
                 cooling[provider] = cooling.get(provider, 0) + 1
         for route in self.config.routes:
             cooling.setdefault(route.name, 0)
-        handler.reply(200, self.stats.metrics(cooling).encode(),
+        handler.reply(200, self.stats.metrics(cooling, self.ledger.snapshot(),
+                                              {k.id: k.index for r in self.config.routes
+                                               for k in r.keys}).encode(),
                       content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def require_provider(self, handler):
@@ -2845,6 +3048,8 @@ class Gateway:
             head = min(self.config.first_byte_timeout, timeout)
             response = self.pool.request("POST", provider.url(path, key.account), body, headers,
                                          head, lambda sock: self.deadlines.arm(sock, head))
+        if not provider.local:
+            self.ledger.observe(route, key, payload.get("model"), response.headers)
         guard = getattr(response, "freeride_guard", None)
         if 200 <= response.status < 300:
             if guard is not None:
@@ -2987,11 +3192,12 @@ class Gateway:
                               message="tools only the original service runs were not sent on")
         return rid, candidates
 
-    def walk(self, rid, candidates, send, deadline, hold=False):
+    def walk(self, rid, candidates, send, deadline, hold=False, tokens=0):
         """Router.walk for a route: nothing left, or the client's own error, as the HTTPError
         to answer."""
         try:
-            return self.router.walk(rid, candidates, send, deadline, hold)
+            return self.router.walk(rid, candidates, send, deadline, hold, tokens,
+                                    getattr(candidates, "spill", None))
         except Exhausted as e:
             raise self.exhausted(rid, e) from None
         except ClientFault as e:
@@ -3029,7 +3235,8 @@ class Gateway:
                 raise UpstreamFailure(502, body=answer[0], reason="a 200 that holds no answer")
             return answer
 
-        route, key, used, (body, doc) = self.walk(rid, candidates, send, deadline)
+        route, key, used, (body, doc) = self.walk(rid, candidates, send, deadline,
+                                                  tokens=request_tokens(payload))
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         now = time.monotonic()
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
@@ -3105,7 +3312,8 @@ class Gateway:
                            {"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
 
     def models(self, handler):
-        handler.reply_json(200, {"object": "list", "data": model_entries(self.config.routes)})
+        handler.reply_json(200, {"object": "list", "data": model_entries(
+            self.config.routes, self.ledger.snapshot())})
 
     def first_content(self, response, timeout, fields=CONTENT_FIELDS):
         """Read a stream until its first event with content; a failure before it raises.
@@ -3214,7 +3422,7 @@ class Gateway:
                                                 timeout), timeout, encoder.shown)
 
         route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline,
-                                                               hold=True)
+                                                               True, request_tokens(request))
         started, first = deadline - self.config.request_deadline, time.monotonic()
         usage, outcome = {}, "complete"
         try:
@@ -3567,6 +3775,12 @@ def _answer_message(doc):
 def _tool_calls(message):
     return [c for c in message.get("tool_calls") or () if isinstance(c, dict)
             and isinstance(c.get("function"), dict)]
+
+
+def request_tokens(payload):
+    """What a chat request may cost in tokens: its prompt's estimate plus what it may write."""
+    most = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    return estimate_tokens(payload.get("messages")) + (most if _is_int(most) else 0)
 
 
 def estimate_tokens(value):
@@ -6555,6 +6769,9 @@ def fmt_seconds(seconds):
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
+PER = {"minute": "this minute", "hour": "this hour", "day": "today", "month": "this month"}
+
+
 def fmt_ms(ms):
     """'312ms', '4.2s'."""
     return f"{ms}ms" if ms < 1000 else f"{ms / 1000:.1f}s"
@@ -6598,7 +6815,8 @@ def cmd_status(args, config):
     doc = fetch_local(url, "/freeride/status")
     if doc is None:
         doc = status_snapshot(config, Cooldowns(config.home / "cooldown.json", None).active(),
-                              Stats(config.home / "usage.json").read_usage())
+                              Stats(config.home / "usage.json").read_usage(),
+                              quota=Ledger(config.home / "ledger.json").snapshot())
         doc["gateway"] = None
     doc["url"] = url
     if args.json:
@@ -6628,6 +6846,13 @@ def cmd_status(args, config):
                   f"(in {fmt_seconds(c['until'] - now)}){': ' + c['reason'] if c['reason'] else ''}")
         if not p["cooling"]:
             print(f"  {paint('green', 'no key cooling')}")
+        for q in p.get("quota", ()):
+            if q["window"] != "minute" or q["remaining"] <= 0:
+                model = "" if q["model"] == "*" else f" {q['model']}"
+                print(f"  k{q['key']}{model}  {q['remaining']}/{q['limit']} {q['unit']} "
+                      f"{PER[q['window']]}, resets {time.strftime('%H:%M UTC', time.gmtime(q['reset']))}")
+    print(f"free capacity left today: {doc['capacity_today']['requests']} requests where "
+          "providers say (the ledger)")
     for u in doc["unconfigured"]:
         print(f"{u['name']:<12} not configured ({u['fix']})")
     return 0
@@ -6716,6 +6941,9 @@ def render_event(e, paint):
         text = f"▶ request model={e.get('model')}{' stream' if e.get('stream') else ''}"
     elif kind == "attempt":
         text = f"→ {who} {e.get('model')}"
+    elif kind == "skip" and str(e.get("skipped", "")).startswith("no "):  # the ledger
+        text = paint("dim", f"· skip {who} {e.get('model')} {e['skipped']}, resets in "
+                            f"{fmt_seconds(e.get('cooldown_s') or 0)}")
     elif kind == "skip":
         text = paint("dim", f"· {who} {e.get('model')} cooling {e.get('class')} "
                             f"({fmt_seconds(e.get('cooldown_s') or 0)} left)")

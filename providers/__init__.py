@@ -101,6 +101,13 @@ class Provider:
     local_server = False     # a server on this machine: probed in the background, used only
                              # while it answers GET /models, after every hosted provider
     concurrency = 0          # requests at once per key (0: no limit); more go elsewhere
+    quota_headers = ()       # (unit, window, limit header, remaining header, reset header)
+                             # rows: what every answer reports of its limits (the ledger);
+                             # window "*": a minute or a day, as its reset says
+    limits = ()              # (unit, window, count): documented free limits, counted locally
+                             # where no header reports them (windows: minute, hour, day, month)
+    quota_per_model = False  # True: those limits count per model on a key (Groq, Gemini)
+    quota_reset = "day"      # when a daily window resets: "day" (00:00 UTC), "pacific-day"
     embedding_ids = ""       # regex: catalog ids that are embedding models, of a dimension
                              # only their answers tell (local servers: whatever is loaded)
 

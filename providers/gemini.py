@@ -60,6 +60,8 @@ class Gemini(Provider):
     # 429 "limit: 0" per key, after which that model is skipped on that key for a day.
     free_ids = r"^gemini-\d+(?:\.\d+)?-flash(?:-lite)?$|^gemma-(?:[4-9]|\d\d)-[\w.-]+-it$"
     paid = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-3.5-flash", "gemini-3.7-flash")
+    quota_per_model = True  # RPD per project and model; Google publishes no numbers any more
+    quota_reset = "pacific-day"
     stream_usage = True
     rules = (
         # Not free for this key at all: skip the model here, the key itself is fine.

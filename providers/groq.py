@@ -47,6 +47,15 @@ class Groq(Provider):
     }
     free = ALL  # speech (whisper, orpheus) and guard models fall to NOT_CHAT
     stream_usage = True
+    # Every answer reports the requests left today and the tokens left this minute, per model
+    # [D: GQ-RL]; 30 requests a minute per model is counted here [O: GQ-LIM].
+    quota_headers = (
+        ("requests", "day", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+         "x-ratelimit-reset-requests"),
+        ("tokens", "minute", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+         "x-ratelimit-reset-tokens"))
+    limits = (("requests", "minute", 30),)
+    quota_per_model = True
     rules = (
         # Daily caps are rolling windows, not midnight resets: trust the hint, at least a minute.
         Rule(QUOTA, (429,), r"\((?:TPD|RPD)\)|per day", scope=KEY_MODEL, floor=60),

@@ -68,6 +68,7 @@ class Kilo(Provider):
     )
     keyless = True
     free = PRICE
+    limits = (("requests", "hour", 200),)  # per IP, free models (AFL-1005 footnote 5)
     stream_usage = True
     rules = (
         Rule(CONTEXT, (), r"context_length_exceeded|maximum context length"),

@@ -48,6 +48,7 @@ class Llm7(Provider):
     families = {"gpt-oss-20b": "gpt-oss:20b", "deepseek": "DeepSeek-V4-Flash-0731"}
     keyless = True
     free = ALL  # every turbo model (is_free below)
+    limits = (("requests", "minute", 10), ("requests", "hour", 60))  # anonymous, per IP
     rules = (
         # The daily token cap's wording is unknown [I]: any 429 that speaks of a day or 24 h.
         Rule(QUOTA, (429,), r"daily|per day|a day|24 ?h", scope=KEY, reset="day"),

@@ -60,6 +60,14 @@ class Mistral(Provider):
     )
     embedding_models = {"mistral-embed": 1024}
     free = ALL
+    # Minute and month figures on every answer [O: mistralai/client-ts#169].
+    quota_headers = (
+        ("requests", "minute", "x-ratelimit-limit-req-minute", "x-ratelimit-remaining-req-minute",
+         ""),
+        ("tokens", "minute", "x-ratelimit-limit-tokens-minute",
+         "x-ratelimit-remaining-tokens-minute", ""),
+        ("tokens", "month", "x-ratelimit-limit-tokens-month", "x-ratelimit-remaining-tokens-month",
+         ""))
     stream_usage = False
     rules = (
         Rule(UPSTREAM, (429,), r"Service tier capacity exceeded|\"3505\"", scope=MODEL,

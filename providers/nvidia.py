@@ -50,6 +50,7 @@ class Nvidia(Provider):
     }
     embedding_models = {"baai/bge-m3": 1024, "nvidia/nv-embedqa-e5-v5": 1024}
     free = LISTED
+    limits = (("requests", "minute", 40),)  # no headers; 40 a minute per account (section 12)
     stream_usage = True
     rules = (
         Rule(MODEL_NOT_FOUND, (410,), scope=MODEL, cooldown=86400),

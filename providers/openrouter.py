@@ -55,6 +55,12 @@ class OpenRouter(Provider):
     }
     embedding_models = {"nvidia/llama-nemotron-embed-vl-1b-v2:free": 2048}
     free = PRICE
+    # X-RateLimit-* report whichever limit is nearer (the minute's, or the day's on a capped
+    # key: "*" tells them apart by their reset); 50 free requests a day per account are
+    # counted here (1,000 after $10 of credit: FREERIDE_LIMITS) [D: OR-FREE, OR-LIM].
+    quota_headers = (("requests", "*", "x-ratelimit-limit", "x-ratelimit-remaining",
+                      "x-ratelimit-reset"),)
+    limits = (("requests", "minute", 20), ("requests", "day", 50))
     rules = (
         Rule(QUOTA, (429,), r"free-models-per-day|openrouter_free_tier_daily", reset="day"),
         Rule(RATE_LIMIT, (429,), r"free-models-per-min"),

@@ -62,6 +62,8 @@ class Ovh(Provider):
     keyless = True
     send_key = False
     free = ALL
+    limits = (("requests", "minute", 2),)  # per IP and model, anonymous (section 12)
+    quota_per_model = True
     rules = (
         Rule(RATE_LIMIT, (429,), scope=KEY_MODEL, cooldown=30),
     )

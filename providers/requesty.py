@@ -48,6 +48,7 @@ class Requesty(Provider):
     families = {"gemma": "google/gemma-4-31b-it"}
     free = PRICE
     paid = ("mistral/leanstral-1-5",)  # priced zero but deprecated upstream
+    limits = (("requests", "day", 200),)  # in all, across the free models (AFL-1005 note 14)
     rules = (
         Rule(QUOTA, (429,), r"daily|per day|a day|free (?:tier|plan|model)", scope=KEY,
              reset="day"),

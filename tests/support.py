@@ -28,6 +28,12 @@ OWN_VARS = tuple(v for cls in providers.REGISTRY.values()
                  + (cls.base_url_var or f"{cls.name.upper()}_BASE_URL",))
 
 
+# The documented free limits the ledger counts (30 a minute on Groq, ...) would stop tests
+# that send more: every harness raises them, unless a test sets FREERIDE_LIMITS itself.
+UNLIMITED = json.dumps({name: {f"{unit}/{window}": 10 ** 9 for unit, window, _ in cls.limits}
+                        for name, cls in providers.REGISTRY.items() if cls.limits})
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -47,6 +53,7 @@ def clean_env(**extra):
     env = {k: v for k, v in os.environ.items()
            if k not in OWN_VARS and not k.startswith("FREERIDE_")}
     env["FREERIDE_LOCAL"] = "0"  # whatever listens on this machine's local-server ports
+    env["FREERIDE_LIMITS"] = UNLIMITED
     env.update(extra)
     return env
 
@@ -85,7 +92,7 @@ class GatewayTest(unittest.TestCase):
     def start_gateway(self, env=None, **keys):
         """A gateway on 127.0.0.1:<free port> with the given environment and provider keys."""
         full = {"FREERIDE_HOME": str(self.home), "FREERIDE_CONNECT_TIMEOUT": "2",
-                "FREERIDE_LOCAL": "0",
+                "FREERIDE_LOCAL": "0", "FREERIDE_LIMITS": UNLIMITED,
                 "FREERIDE_FIRST_BYTE_TIMEOUT": "5", "FREERIDE_IDLE_TIMEOUT": "5"}
         full.update(self.provider_env(**keys) if keys else {})
         full.update(env or {})

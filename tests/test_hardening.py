@@ -34,7 +34,7 @@ from unittest import mock
 
 import freeride
 from tests import fakes
-from tests.support import ROOT, GatewayTest, clean_env, run_cli
+from tests.support import UNLIMITED, ROOT, GatewayTest, clean_env, run_cli
 from tests.test_cli import ServeProcess
 
 LONG = os.environ.get("FREERIDE_LONG_TESTS") == "1"
@@ -42,7 +42,7 @@ DATA = Path(__file__).resolve().parent / "data"
 CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
 FAST = {"FREERIDE_CONNECT_TIMEOUT": "1", "FREERIDE_FIRST_BYTE_TIMEOUT": "1",
         "FREERIDE_FIRST_CONTENT_TIMEOUT": "1", "FREERIDE_IDLE_TIMEOUT": "1",
-        "FREERIDE_CLIENT_TIMEOUT": "1"}
+        "FREERIDE_CLIENT_TIMEOUT": "1", "FREERIDE_LIMITS": UNLIMITED}
 
 
 # ---------------------------------------------------------------------------------- helpers

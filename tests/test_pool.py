@@ -24,7 +24,7 @@ from unittest import mock
 
 import freeride
 from tests import fakes
-from tests.support import GatewayTest
+from tests.support import UNLIMITED, GatewayTest
 
 DATA = Path(__file__).resolve().parent / "data"
 CERT = DATA / "localhost-cert.pem"
@@ -39,7 +39,8 @@ def tls_context():
 
 def groq_env(url, **extra):
     return {"FREERIDE_PROVIDERS": "groq", "GROQ_API_KEY": "gsk-pool-test", "GROQ_BASE_URL": url,
-            "FREERIDE_CATALOGS": "0", **extra}  # these upstreams count every connection
+            "FREERIDE_CATALOGS": "0", "FREERIDE_LIMITS": UNLIMITED,
+            **extra}  # these upstreams count every connection
 
 
 # ----------------------------------------------------------------------------- test servers
