@@ -47,11 +47,13 @@ import random
 import re
 import select
 import selectors
+import shutil
 import signal
 import socket
 import ssl
 import stat
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -7152,6 +7154,84 @@ def _doctor_key(route, key, pool, line):
         line("warn", f"{label}: unexpected answer {status} from the key check")
 
 
+# -- run --------------------------------------------------------------------------------------
+
+# What each agent reads to find its endpoint, set for one run ({url}: the gateway with /v1,
+# {root}: without it, {key}: what it sends as its key), its extra arguments, and how to get it.
+OPENAI_ENV = {"OPENAI_BASE_URL": "{url}", "OPENAI_API_BASE": "{url}", "OPENAI_API_KEY": "{key}"}
+RUNS = {
+    "claude": ({"ANTHROPIC_BASE_URL": "{root}", "ANTHROPIC_AUTH_TOKEN": "{key}",
+                "ANTHROPIC_API_KEY": ""}, [], "npm install -g @anthropic-ai/claude-code"),
+    "codex": ({"OPENAI_API_KEY": "{key}"},
+              ["-c", 'model_provider="freeride"', "-c", 'model="auto"', "-c",
+               'model_providers.freeride={name="FreeRide", base_url="{url}", '
+               'wire_api="responses", env_key="OPENAI_API_KEY"}'], "npm install -g @openai/codex"),
+    "aider": (OPENAI_ENV, ["--model", "openai/auto"], "pipx install aider-chat"),
+    "llm": (OPENAI_ENV, [], "pipx install llm"),
+}
+
+
+def cmd_run(args, config):
+    """Run an agent pointed at the gateway, changing no file; start a gateway for its
+    lifetime if none answers. The agent owns the terminal and its exit status is ours."""
+    command = list(args.agent_args)
+    if args.agent != "--" and args.agent not in RUNS:
+        command.insert(0, args.agent)  # `freeride run mytool ...` as `run -- mytool ...`
+    env_template, extra, install = RUNS.get(args.agent, (OPENAI_ENV, [], ""))
+    program = args.agent if args.agent in RUNS else (command[0] if command else "")
+    if not program or shutil.which(program) is None:
+        hint = f"; install it with: {install}" if install else ""
+        print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
+        return 127
+    root = config.url if config.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{config.port}"
+    values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
+    env = dict(os.environ, **{k: v.format(**values) for k, v in env_template.items()})
+    argv = [program, *[a.replace("{url}", values["url"]) for a in extra], *command] \
+        if args.agent in RUNS else command
+    gateway, health = None, fetch_local(root, "/health")
+    if health is None:
+        gateway = start_gateway(config)
+        health = fetch_local(root, "/health")
+        if health is None:
+            print(f"freeride: could not start a gateway at {root} (see "
+                  f"{config.home / 'serve.log'})", file=sys.stderr)
+            return 1
+    if not args.quiet:
+        print(f"freeride: {program} through {root} ({len(health.get('providers', []))} "
+              "providers)", file=sys.stderr, flush=True)
+    try:
+        agent = subprocess.Popen(argv, env=env)
+    except OSError as e:
+        print(f"freeride: cannot run {program}: {e.strerror}", file=sys.stderr)
+        return 127
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends Ctrl-C to the agent itself
+    signal.signal(signal.SIGTERM, lambda *_: agent.send_signal(signal.SIGTERM))
+    try:
+        code = agent.wait()
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            try:
+                gateway.wait(GRACE_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+    return code if code >= 0 else 128 - code
+
+
+def start_gateway(config):
+    """`freeride serve` in the background, its output to serve.log; waits until it answers."""
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(config.home / "serve.log", "ab") as log:  # argv[0]: this script, pyz or launcher
+        process = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "serve"],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True)
+    for _ in range(100):  # 10 s at most
+        if fetch_local(config.url, "/health", 0.5) is not None or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    return process
+
+
 # -- telemetry --------------------------------------------------------------------------------
 
 def read_settings(home):
@@ -7293,6 +7373,15 @@ def build_parser():
                       help="where to write it (default ./freeride.pyz; a directory gets "
                       "freeride.pyz inside)")
     pack.set_defaults(run=cmd_pack, needs_config=False)
+    run = commands.add_parser(
+        "run", help="run an agent through the gateway, changing no file",
+        description="Run claude, codex, aider, llm (or `-- any command`) with the environment "
+        "that points it at FreeRide; a gateway is started for its lifetime if none answers. "
+        "The agent's arguments follow its name; its exit status is run's.")
+    run.add_argument("agent", help="claude, codex, aider, llm, or -- then any command")
+    run.add_argument("agent_args", nargs=argparse.REMAINDER, help="the agent's own arguments")
+    run.add_argument("--quiet", action="store_true", help="print nothing before the agent starts")
+    run.set_defaults(run=cmd_run)
     add_agent_commands(commands)
     return parser
 

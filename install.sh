@@ -55,6 +55,11 @@ uninstall() {
             say "left $launcher: install.sh did not install it"
         fi
     done
+    skill=$HOME/.claude/skills/freeride/SKILL.md
+    if [ -f "$skill" ] && cmp -s "$here/skills/freeride/SKILL.md" "$skill"; then
+        rm -f "$skill" && rmdir "${skill%/*}" 2>/dev/null || true
+        say "removed $skill"
+    fi
     if pyz_ours; then
         rm -f "$pyz"
         say "removed $pyz"
@@ -135,6 +140,27 @@ write there (for example: sudo PREFIX=$prefix sh install.sh)"
         *":$bin:"*) ;;
         *) say "$bin is not on your PATH; add it, for example in ~/.profile:"
            say "  export PATH=\"$bin:\$PATH\"" ;;
+    esac
+    offer_skill
+}
+
+# Claude Code's skill (skills/README.md): offered when ~/.claude exists, never overwriting a
+# SKILL.md that is not this one. FREERIDE_SKILL=1 answers yes, =0 no, without asking.
+offer_skill() {
+    src=$here/skills/freeride/SKILL.md dest=$HOME/.claude/skills/freeride/SKILL.md
+    [ -d "$HOME/.claude" ] && [ -f "$src" ] || return 0
+    if [ -f "$dest" ]; then
+        cmp -s "$src" "$dest" || say "left $dest: it is not this FreeRide's skill"
+        return 0
+    fi
+    answer=${FREERIDE_SKILL-}
+    if [ -z "$answer" ] && [ -t 0 ]; then
+        printf 'Install the FreeRide skill for Claude Code in %s? [y/N] ' "${dest%/*}"
+        read -r answer || answer=""
+    fi
+    case "$answer" in
+        1|y|Y|yes) mkdir -p "${dest%/*}" && cp "$src" "$dest" && say "installed the skill: $dest" ;;
+        *) say "Claude Code found: FREERIDE_SKILL=1 sh install.sh installs the FreeRide skill" ;;
     esac
 }
 

@@ -32,9 +32,9 @@ class InstallScriptTest(unittest.TestCase):
         self.home = self.tmp / "home"
         self.home.mkdir()
 
-    def install(self, *args, script=ROOT / "install.sh", python=None, path=None):
+    def install(self, *args, script=ROOT / "install.sh", python=None, path=None, **extra):
         env = clean_env(PREFIX=str(self.prefix), HOME=str(self.home),
-                        PYTHON=python or python310(), PATH=path or os.environ["PATH"])
+                        PYTHON=python or python310(), PATH=path or os.environ["PATH"], **extra)
         return subprocess.run(["sh", str(script), *args], env=env, capture_output=True,
                               text=True, timeout=60)
 
@@ -64,6 +64,23 @@ class InstallScriptTest(unittest.TestCase):
         self.assertEqual(second.stderr, "")
         self.assertEqual(snapshot(self.prefix), installed)
         self.assertEqual(self.freeride("--version").stdout, version.stdout)
+
+    def test_with_claude_code_present_it_offers_the_skill_and_uninstall_takes_it_back(self):
+        skill = self.home / ".claude" / "skills" / "freeride" / "SKILL.md"
+        skill.parent.parent.parent.mkdir(parents=True)
+        offered = self.install()  # no terminal and no answer: it says how, installs nothing
+        self.assertIn("FREERIDE_SKILL=1", offered.stdout)
+        self.assertFalse(skill.exists())
+        yes = self.install(FREERIDE_SKILL="1")
+        self.assertEqual(yes.returncode, 0, yes.stderr)
+        self.assertEqual(skill.read_bytes(), (ROOT / "skills/freeride/SKILL.md").read_bytes())
+        skill.write_text("my own notes")
+        self.assertIn("left", self.install(FREERIDE_SKILL="1").stdout,
+                      "a SKILL.md that is not ours stays")
+        self.assertEqual(skill.read_text(), "my own notes")
+        skill.write_bytes((ROOT / "skills/freeride/SKILL.md").read_bytes())
+        self.assertEqual(self.install("--uninstall").returncode, 0)
+        self.assertFalse(skill.exists())
 
     def test_the_launchers_run_the_interpreter_it_was_given(self):
         self.assertEqual(self.install().returncode, 0)
