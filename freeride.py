@@ -4212,14 +4212,17 @@ def source_of(module):
 
 
 def pyz_sources():
-    """{name in the archive: bytes}: __main__.py, this file, and the providers package.
+    """{name in the archive: bytes}: __main__.py, this file, and the providers and agents
+    packages.
 
-    The providers are the modules the package imported (its registry imports every one),
-    found by module name rather than by listing a directory.
+    A package is the modules it imported (each one's registry imports every module of it),
+    found by module name rather than by listing a directory. The gateway never imports
+    agents/, so it is imported here.
     """
+    _agents()
     files = {"__main__.py": PYZ_MAIN, "freeride.py": source_of(sys.modules[__name__])}
     for name, module in list(sys.modules.items()):
-        if name == "providers" or name.startswith("providers."):
+        if name.partition(".")[0] in ("providers", "agents"):
             path = name.replace(".", "/") + ("/__init__.py" if hasattr(module, "__path__") else ".py")
             files[path] = source_of(module)
     return files
