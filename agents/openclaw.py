@@ -17,9 +17,10 @@ import argparse
 import http.client
 import json
 import re
+import select
 import signal
+import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -321,26 +322,47 @@ def cmd_rotate(args, config):
         return 1
 
 
+def stopped(wakeup, stops, seconds):
+    """True if one of the signals `stops` comes within `seconds` (or came already), read from
+    the socket the interpreter writes each signal's number to."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([wakeup], [], [], left)[0] and set(wakeup.recv(64)) & set(stops):
+            return True
+    return False
+
+
 def cmd_watcher(args, config):
-    """Rotate on failure every --interval seconds until SIGINT or SIGTERM (or once)."""
+    """Rotate on failure every --interval seconds until SIGINT or SIGTERM (or once).
+
+    A signal only wakes the loop: the interpreter writes its number to a socket, which the
+    loop waits on between rounds (as freeride.stop_signals does for serve). A handler that
+    set a threading.Event could deadlock on the Event's lock if the signal came while the
+    loop held it, inside Event.wait."""
     if args.once:
         return cmd_rotate(argparse.Namespace(timeout=args.timeout, dry_run=False), config)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM)
+    readable, writable = socket.socketpair()
+    writable.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writable.fileno(), warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in stops}
     print(f"freeride watcher: testing OpenClaw's primary model every {args.interval:g} s; "
           "Ctrl-C stops it", flush=True)
     try:
-        while not stop.is_set():
+        while True:
             print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] ", end="")
             try:
                 rotate(config, args.timeout, False, sys.stdout)
             except CannotEdit as e:
                 print(f"freeride watcher: {e}; trying again in {args.interval:g} s")
             sys.stdout.flush()
-            stop.wait(args.interval)
+            if stopped(readable, stops, args.interval):
+                break
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        readable.close()
+        writable.close()
     print("freeride watcher: stopped", flush=True)
     return 0
