@@ -20,12 +20,14 @@ The file reads top to bottom in the order data flows, one banner per part:
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   pack      the single-file build (freeride.pyz), made from the code that is running
-  bind      agents wired to the gateway in their own config files (small YAML and TOML
-            editors, backups, unbind), and OpenClaw's auto / rotate / watcher
+  bind      the glue of the agent commands (bind, unbind, and OpenClaw's auto, rotate,
+            watcher), which run in agents/ and import it only then
   cli       argparse subcommands
 
-Providers (providers/) are data plus small hooks; everything on the wire lives here.
-Standard library only; Python 3.10 or newer.
+Two packages sit beside this file, the two sides of the gateway: providers/ upstream (data
+plus small hooks: everything on the wire lives in this file) and agents/ downstream (each
+agent's config files and settings, the YAML, TOML and JSON editors, backups and unbind). The
+gateway never imports agents/. Standard library only; Python 3.10 or newer.
 """
 
 import argparse
