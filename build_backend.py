@@ -3,7 +3,7 @@
 pyproject.toml names this file as the backend (`backend-path = ["."]`, `requires = []`), so
 pip needs no setuptools and no wheel package: a machine with Python 3.10 and pip, and no
 network, can install FreeRide. (setuptools would need both, and Python 3.12 and newer ship
-neither.) A pure-Python project of one module and one package needs no more than this: a
+neither.) A pure-Python project of one module and two packages needs no more than this: a
 wheel is a zip of those files plus METADATA, WHEEL, entry_points.txt and RECORD.
 
 The metadata comes from the [project] table of pyproject.toml; [tool.freeride] names the

@@ -115,7 +115,8 @@ or choose another PREFIX"
 write there (for example: sudo PREFIX=$prefix sh install.sh)"
 
     staged="$lib/.freeride.pyz.$$"
-    if [ -f "$here/freeride.py" ] && [ -f "$here/providers/__init__.py" ]; then
+    if [ -f "$here/freeride.py" ] && [ -f "$here/providers/__init__.py" ] &&
+            [ -f "$here/agents/__init__.py" ]; then
         "$python" -B "$here/freeride.py" pack -o "$staged" >/dev/null ||
             die "could not build freeride.pyz from $here"
     elif [ -f "$here/freeride.pyz" ]; then

@@ -203,7 +203,8 @@ class InstallScriptTest(unittest.TestCase):
 
 
 BUILD_INPUTS = ["pyproject.toml", "README.md", "build_backend.py", "install.sh", "freeride.py",
-                *sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py"))]
+                *sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py")),
+                *sorted(f"agents/{p.name}" for p in (ROOT / "agents").glob("*.py"))]
 WHEEL_FILES = ["freeride.py", *BUILD_INPUTS[5:]]
 
 

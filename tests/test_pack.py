@@ -16,6 +16,8 @@ from tests.support import ROOT, clean_env, python310, run_cli
 from tests.test_cli import ServeProcess
 
 PROVIDER_FILES = sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py"))
+AGENT_FILES = sorted(f"agents/{p.name}" for p in (ROOT / "agents").glob("*.py"))
+PYZ_FILES = sorted(["__main__.py", "freeride.py", *PROVIDER_FILES, *AGENT_FILES])
 
 
 def pack(output, *command):
@@ -82,10 +84,10 @@ class PyzTest(unittest.TestCase):
             self.assertEqual(info.external_attr >> 16, 0o100644, info.filename)
             self.assertEqual(info.compress_type, zipfile.ZIP_DEFLATED, info.filename)
 
-    def test_it_holds_freeride_the_providers_and_a_main_returning_the_exit_code(self):
+    def test_it_holds_freeride_the_providers_the_agents_and_a_main_returning_the_exit_code(self):
         with zipfile.ZipFile(self.built) as archive:
             names = archive.namelist()
-            self.assertEqual(names, ["__main__.py", "freeride.py", *PROVIDER_FILES])
+            self.assertEqual(names, PYZ_FILES)
             for name in names[1:]:
                 self.assertEqual(archive.read(name), (ROOT / name).read_bytes(), name)
             main = archive.read("__main__.py").decode()
@@ -105,6 +107,30 @@ class PyzTest(unittest.TestCase):
                 self.assertNotEqual(from_pyz.returncode, 0)
                 self.assertEqual(from_pyz.returncode, from_checkout.returncode)
                 self.assertEqual(from_pyz.stderr, from_checkout.stderr)
+
+    def test_alone_it_binds_an_agent_from_an_empty_folder(self):
+        # The pyz carries agents/: copied alone, it binds on a machine with no checkout.
+        home = Path(tempfile.mkdtemp(prefix="freeride-pyz-agent-home-"))
+        self.addCleanup(shutil.rmtree, home, True)
+        env = {k: v for k, v in self.env.items() if k != "LLM_USER_PATH"}
+        env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+                   FREERIDE_HOME=str(home / ".freeride"))
+        result = self.run_pyz("bind", "llm", "--dry-run", env=env)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        folder = home / ".config" / "io.datasette.llm"
+        self.assertIn(f"+++ {folder / 'extra-openai-models.yaml'}", result.stdout)
+        self.assertIn("+- model_id: freeride", result.stdout)
+        self.assertIn(f"+++ {folder / 'keys.json'}", result.stdout)
+        self.assertIn("(dry run: nothing was written)", result.stdout)
+        self.assertEqual(list(home.iterdir()), [])
+        self.assertEqual(sorted(p.name for p in self.alone.iterdir()), ["freeride.pyz"])
+        bound = self.run_pyz("bind", "llm", env=env)
+        self.assertEqual(bound.returncode, 0, bound.stderr)
+        self.assertEqual(json.loads((folder / "keys.json").read_text())["freeride"],
+                         "freeride-local")
+        unbound = self.run_pyz("unbind", "llm", env=env)
+        self.assertEqual(unbound.returncode, 0, unbound.stderr)
+        self.assertFalse((home / ".config").exists())
 
     def test_it_runs_by_its_shebang(self):
         result = subprocess.run(["./freeride.pyz", "serve", "--help"], cwd=self.alone,
@@ -162,7 +188,7 @@ class PyzTest(unittest.TestCase):
 class SourcesTest(unittest.TestCase):
     def test_the_sources_are_read_through_the_loaders_of_the_running_modules(self):
         files = freeride.pyz_sources()
-        self.assertEqual(sorted(files), ["__main__.py", "freeride.py", *PROVIDER_FILES])
+        self.assertEqual(sorted(files), PYZ_FILES)
         self.assertEqual(files["providers/__init__.py"], (ROOT / "providers/__init__.py").read_bytes())
         for cls in [*providers.REGISTRY.values(), providers.DEMO]:
             self.assertIn(cls.__module__.replace(".", "/") + ".py", files)
@@ -175,7 +201,8 @@ class SourcesTest(unittest.TestCase):
 
     def test_no_product_code_finds_its_files_through___file__(self):
         # A path built from __file__ points into the zip from inside the pyz and breaks there.
-        for path in [ROOT / "freeride.py", *sorted((ROOT / "providers").glob("*.py"))]:
+        for path in [ROOT / "freeride.py", *sorted((ROOT / "providers").glob("*.py")),
+                     *sorted((ROOT / "agents").glob("*.py"))]:
             self.assertIsNone(re.search(r"\b__file__\b", path.read_text()), path.name)
 
 
