@@ -5095,29 +5095,19 @@ def _doctor_key(route, key, pool, line):
 
 # -- run --------------------------------------------------------------------------------------
 
-# What each agent reads to find its endpoint, set for one run ({url}: the gateway with /v1,
-# {root}: without it, {key}: what it sends as its key), its extra arguments, and how to get it.
-OPENAI_ENV = {"OPENAI_BASE_URL": "{url}", "OPENAI_API_BASE": "{url}", "OPENAI_API_KEY": "{key}"}
-RUNS = {
-    "claude": ({"ANTHROPIC_BASE_URL": "{root}", "ANTHROPIC_AUTH_TOKEN": "{key}",
-                "ANTHROPIC_API_KEY": ""}, [], "npm install -g @anthropic-ai/claude-code"),
-    "codex": ({"OPENAI_API_KEY": "{key}"},
-              ["-c", 'model_provider="freeride"', "-c", 'model="auto"', "-c",
-               'model_providers.freeride={name="FreeRide", base_url="{url}", '
-               'wire_api="responses", env_key="OPENAI_API_KEY"}'], "npm install -g @openai/codex"),
-    "aider": (OPENAI_ENV, ["--model", "openai/auto"], "pipx install aider-chat"),
-    "llm": (OPENAI_ENV, [], "pipx install llm"),
-}
+RUNS = ("claude", "codex", "aider", "llm")  # the agents `freeride run` knows by name
 
 
 def cmd_run(args, config):
     """Run an agent pointed at the gateway, changing no file; start a gateway for its
     lifetime if none answers. The agent owns the terminal and its exit status is ours."""
+    known = _agents().REGISTRY.get(args.agent) if args.agent in RUNS else None
+    agent = known() if known else _agents().Agent()  # any command: the OpenAI variables
     command = list(args.agent_args)
-    if args.agent != "--" and args.agent not in RUNS:
+    if known is None:
         command.insert(0, args.agent)  # `freeride run mytool ...` as `run -- mytool ...`
-    env_template, extra, install = RUNS.get(args.agent, (OPENAI_ENV, [], ""))
-    program = args.agent if args.agent in RUNS else (command[0] if command else "")
+    env_template, extra, install = agent.run_env, agent.run_args, agent.install
+    program = args.agent if known else (command[0] if command else "")
     if not program or shutil.which(program) is None:
         hint = f"; install it with: {install}" if install else ""
         print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
@@ -5126,7 +5116,7 @@ def cmd_run(args, config):
     values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
     env = dict(os.environ, **{k: v.format(**values) for k, v in env_template.items()})
     argv = [program, *[a.replace("{url}", values["url"]) for a in extra], *command] \
-        if args.agent in RUNS else command
+        if known else command
     gateway, health = None, fetch_local(root, "/health")
     if health is None:
         gateway = start_gateway(config)
@@ -5139,14 +5129,14 @@ def cmd_run(args, config):
         print(f"freeride: {program} through {root} ({len(health.get('providers', []))} "
               "providers)", file=sys.stderr, flush=True)
     try:
-        agent = subprocess.Popen(argv, env=env)
+        child = subprocess.Popen(argv, env=env)
     except OSError as e:
         print(f"freeride: cannot run {program}: {e.strerror}", file=sys.stderr)
         return 127
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends Ctrl-C to the agent itself
-    signal.signal(signal.SIGTERM, lambda *_: agent.send_signal(signal.SIGTERM))
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
     try:
-        code = agent.wait()
+        code = child.wait()
     finally:
         if gateway is not None:
             gateway.terminate()

@@ -68,6 +68,10 @@ class Agent:
     secret_files  names of its files that hold only secrets (llm's keys.json): a diff masks
                   every value in them, where elsewhere it masks values of keys named like a
                   key, token, secret or password
+    run_env       what `freeride run <agent>` sets for one run, changing no file ({url}: the
+                  gateway with /v1, {root}: without it, {key}: the key it sends)
+    run_args      arguments `freeride run` puts before the agent's own
+    install       how to install the agent, said when `freeride run` cannot find it
 
     What it prints by hand, when its file cannot be edited, is what targets() writes into a
     new, empty file: nothing to declare.
@@ -79,6 +83,9 @@ class Agent:
     use = ""
     scopes = ()
     secret_files = ()
+    run_env = {"OPENAI_BASE_URL": "{url}", "OPENAI_API_BASE": "{url}", "OPENAI_API_KEY": "{key}"}
+    run_args = ()
+    install = ""
 
     def targets(self, env, cwd, scope, binding):
         """[Target]: the config files the agent reads for `scope` ("home" when it takes none),

@@ -20,6 +20,8 @@ def git_root(start):
 
 class Aider(Agent):
     name = "aider"
+    run_args = ("--model", "openai/auto")
+    install = "pipx install aider-chat"
     title = "Aider"
     reload = "aider reads its config at start: start it again."
     scopes = ("home", "cwd", "git")

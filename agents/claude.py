@@ -25,6 +25,10 @@ class Claude(Agent):
     name = "claude"
     title = "Claude Code"
     reload = "Claude Code reads its settings at start: quit it and run `claude` again."
+    # Its claude-* model names are mapped by the gateway; an API key would win over the token.
+    run_env = {"ANTHROPIC_BASE_URL": "{root}", "ANTHROPIC_AUTH_TOKEN": "{key}",
+               "ANTHROPIC_API_KEY": ""}
+    install = "npm install -g @anthropic-ai/claude-code"
 
     def targets(self, env, cwd, scope, binding):
         folder = Path(env.get("CLAUDE_CONFIG_DIR") or user_home(env) / ".claude")

@@ -16,6 +16,12 @@ from agents import Agent, Target, smallest_context, user_home
 
 class Codex(Agent):
     name = "codex"
+    # Its config override flags: a provider for this run only, the key from the environment.
+    run_env = {"OPENAI_API_KEY": "{key}"}
+    run_args = ("-c", 'model_provider="freeride"', "-c", 'model="auto"', "-c",
+                'model_providers.freeride={name="FreeRide", base_url="{url}", '
+                'wire_api="responses", env_key="OPENAI_API_KEY"}')
+    install = "npm install -g @openai/codex"
     title = "Codex"
     reload = "Codex reads its config at start: quit it and run `codex` again."
 

@@ -29,6 +29,7 @@ def llm_user_dir(env, home, platform=sys.platform):
 
 class Llm(Agent):
     name = "llm"
+    install = "pipx install llm"
     title = "llm"
     reload = "llm reads its config on every run."
     hot_reload = True
