@@ -791,8 +791,8 @@ class Catalogs:
     RETRY = 300           # seconds before a failed catalog fetch is tried again
     DROP_FOR = 86400      # the longest a model answered as gone stays dropped unlisted
 
-    def __init__(self, config, pool, writer=None):
-        self.config, self.pool, self.writer = config, pool, writer
+    def __init__(self, config, pool, writer=None, ledger=None):
+        self.config, self.pool, self.writer, self.ledger = config, pool, writer, ledger
         self.path = config.home / "catalogs.json"
         self.routes = {r.name: r for r in config.routes if not r.provider.local}
         self.lock = threading.Lock()
@@ -891,6 +891,16 @@ class Catalogs:
         now, ttl = time.time(), self.config.catalog_ttl  # a drop after this is newer news
         found = self.fetch(route)
         models, embeddings = found or (None, {})
+        for key in route.keys if self.ledger is not None and route.provider.usage_url() else ():
+            try:  # what each key's own usage endpoint says of its free limits (OpenRouter's)
+                status, body = self.pool.get(route.provider.usage_url(key.account),
+                                             route.provider.headers(key.secret),
+                                             self.config.connect_timeout + 10, 1 * MiB)
+                if status == 200:
+                    self.ledger.learned[(route.name, key.id)] = route.provider.usage(
+                        json.loads(body))
+            except (UpstreamFailure, ValueError, TypeError, AttributeError, RecursionError):
+                pass
         with self.lock:
             self.fetching.discard(route.name)
             self.wake.notify()
@@ -1034,6 +1044,7 @@ class Ledger:
         self.path, self.overrides = path, overrides or {}
         self.lock = threading.Lock()
         self.rows = {}  # (provider, key, model, unit, window) -> [limit, remaining, reset, told]
+        self.learned = {}  # (provider, key) -> {"unit/window": limit} from a usage endpoint
         self.dirty = False
         try:
             doc = json.loads(path.read_bytes())
@@ -1047,9 +1058,11 @@ class Ledger:
         except (OSError, ValueError, KeyError, TypeError) as e:
             set_aside(path, f"not valid ledger JSON: {e}")
 
-    def limits(self, provider):
-        """(unit, window, limit) of a provider's documented free limits, the user's first."""
+    def limits(self, provider, key_id=""):
+        """(unit, window, limit) of a provider's free limits: the user's, else what the key's
+        usage endpoint said, else the documented ones."""
         own = {f"{u}/{w}": n for u, w, n in provider.limits}
+        own.update(self.learned.get((provider.name, key_id), {}))
         own.update(self.overrides.get(provider.name, {}))
         return [(*k.split("/", 1), n) for k, n in own.items() if isinstance(n, int)]
 
@@ -1072,7 +1085,7 @@ class Ledger:
                     _int(headers.get(limit_h)) or (row[0] if row else left), left,
                     now + (reset if reset is not None else WINDOWS.get(window, 60)), True]
                 told.add((unit, window))
-            for unit, window, limit in self.limits(provider):
+            for unit, window, limit in self.limits(provider, key.id):
                 if unit != "requests" or (unit, window) in told:
                     continue
                 row = self.rows.get((*where, unit, window))
@@ -2822,8 +2835,8 @@ class Gateway:
         self.writer.ticks.append(self.stats.flush)
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
         self.pool = Pool(config.connect_timeout, config.ca_bundle)
-        self.catalogs = Catalogs(config, self.pool, self.writer)
         self.ledger = Ledger(config.home / "ledger.json", config.limits)
+        self.catalogs = Catalogs(config, self.pool, self.writer, self.ledger)
         self.writer.ticks.append(self.ledger.flush)
         self.router = Router(config, self.cooldowns, self.writer, self.catalogs, self.ledger)
         self.routes = {

@@ -188,6 +188,14 @@ class Provider:
             return model_id.endswith(":free") or _priced_zero(row)
         return model_id in self.model_ids
 
+    def usage_url(self, account=""):
+        """A zero-cost URL saying what this key's free limits are (read by usage()), or None."""
+        return None
+
+    def usage(self, doc):
+        """{"unit/window": limit} from a usage_url() answer."""
+        return {}
+
     def key_check_url(self, account=""):
         """A zero-cost URL that answers 401/403 to a bad key (for `freeride doctor`), or None."""
         return self.catalog_url(account)

@@ -85,5 +85,15 @@ class OpenRouter(Provider):
         router, found = self.models[0], super().catalog(doc)
         return [router] + [m for m in found if m.id != router.id] if found else []
 
+    def usage_url(self, account=""):
+        return self.url("/key")
+
+    def usage(self, doc):
+        """GET /key's is_free_tier: 50 free requests a day, 1,000 once credit was bought
+        [D: OR-FREE; the key object: openrouter.ai/docs/api/api-reference/api-keys]."""
+        data = doc.get("data") if isinstance(doc, dict) else None
+        free = data.get("is_free_tier") if isinstance(data, dict) else None
+        return {"requests/day": 50 if free else 1000} if isinstance(free, bool) else {}
+
     def key_check_url(self, account=""):
         return self.url("/key")

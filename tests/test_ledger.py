@@ -121,6 +121,21 @@ class Ledger(GatewayTest):
         self.assertEqual(served, ["openrouter"] * 3 + ["groq"] * 2)
         self.assertEqual(len(self.fakes["openrouter"].requests), 3)
 
+    def test_openrouters_key_endpoint_says_how_many_free_requests_a_day_a_key_has(self):
+        openrouter = self.fake("openrouter")
+        openrouter.on(Reply(body={"data": {"label": "sk-or-v1-x...", "is_free_tier": False,
+                                           "limit": None, "usage": 12.5}}),
+                      key="or-credit", path="/key")
+        openrouter.on(Reply(body={"data": {"label": "sk-or-v1-y...", "is_free_tier": True}}),
+                      key="or-free", path="/key")
+        self.start_gateway({"FREERIDE_LIMITS": json.dumps({"openrouter": {"requests/minute": 99}})},
+                           openrouter=["or-credit", "or-free"])
+        for _ in range(2):
+            self.assertEqual(self.chat().status, 200)
+        days = {q["key"]: q["limit"] for q in self.call("GET", "/freeride/status").json()
+                ["providers"][0]["quota"] if q["window"] == "day"}
+        self.assertEqual(days, {0: 1000, 1: 50})
+
     def test_when_all_is_spent_the_429_retry_after_is_the_soonest_reset(self):
         groq = self.fake("groq")
         groq.on(ok(groq_headers(0, resets="1h0m0s")), path="/chat/completions")
