@@ -16,6 +16,7 @@ from tests.support import ROOT, clean_env, python310, run_cli
 from tests.test_cli import ServeProcess
 
 PROVIDER_FILES = sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py"))
+DASHBOARD_FILES = sorted(f"dashboard/{name}" for name in freeride.DASHBOARD_FILES)
 
 
 def pack(output, *command):
@@ -82,10 +83,11 @@ class PyzTest(unittest.TestCase):
             self.assertEqual(info.external_attr >> 16, 0o100644, info.filename)
             self.assertEqual(info.compress_type, zipfile.ZIP_DEFLATED, info.filename)
 
-    def test_it_holds_freeride_the_providers_and_a_main_returning_the_exit_code(self):
+    def test_it_holds_freeride_the_providers_the_page_and_a_main_returning_the_exit_code(self):
         with zipfile.ZipFile(self.built) as archive:
             names = archive.namelist()
-            self.assertEqual(names, ["__main__.py", "freeride.py", *PROVIDER_FILES])
+            self.assertEqual(names, ["__main__.py", *DASHBOARD_FILES, "freeride.py",
+                                     *PROVIDER_FILES])
             for name in names[1:]:
                 self.assertEqual(archive.read(name), (ROOT / name).read_bytes(), name)
             main = archive.read("__main__.py").decode()
@@ -162,7 +164,8 @@ class PyzTest(unittest.TestCase):
 class SourcesTest(unittest.TestCase):
     def test_the_sources_are_read_through_the_loaders_of_the_running_modules(self):
         files = freeride.pyz_sources()
-        self.assertEqual(sorted(files), ["__main__.py", "freeride.py", *PROVIDER_FILES])
+        self.assertEqual(sorted(files), ["__main__.py", *DASHBOARD_FILES, "freeride.py",
+                                         *PROVIDER_FILES])
         self.assertEqual(files["providers/__init__.py"], (ROOT / "providers/__init__.py").read_bytes())
         for cls in [*providers.REGISTRY.values(), providers.DEMO]:
             self.assertIn(cls.__module__.replace(".", "/") + ".py", files)
