@@ -4,6 +4,7 @@
     python3 tests/bench.py            # the full run (about 60 s), prints the issue's table
     python3 tests/bench.py --quick    # a smoke run (about 15 s); numbers are rougher
     python3 tests/bench.py --json out.json   # also write every raw number
+    python3 tests/bench.py --page     # the same, with a status page's event stream open
 
 Three processes on loopback, so that each one's CPU time and memory can be read from /proc:
 
@@ -702,6 +703,8 @@ class GatewayProcess:
                 self.proc.wait()
         self.proc.stdout.close()
         self.stderr.close()
+        if getattr(self, "page", None) is not None:  # --page: its stream ended with the gateway
+            self.page.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -765,6 +768,23 @@ class Bench:
 
     def failover_pairs(self):
         return 40 if self.quick else 150
+
+    def open_pages(self):
+        """--page: a status page open on each gateway for the whole run, as a browser tab is:
+        its event stream read (and dropped) by a thread. Its idle cost is measured first."""
+        for gateway in (self.gw, self.tls_gw):
+            sock = connect(gateway.port)
+            sock.settimeout(None)  # the stream is silent but for a comment every 15 s
+            sock.sendall(b"GET /freeride/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            threading.Thread(target=lambda s=sock: all(iter(lambda: s.recv(65536), b"")),
+                             daemon=True).start()
+            gateway.page = sock
+        seconds = 1.0 if self.quick else 5.0
+        before = self.gw.cpu()
+        time.sleep(seconds)
+        self.raw["page_idle_cpu_ms_per_s"] = (self.gw.cpu() - before) * 1000 / seconds
+        self.log(f"a status page's event stream open on each gateway; idle, the gateway used "
+                 f"{self.raw['page_idle_cpu_ms_per_s']:.2f} ms of CPU per second")
 
     # -- non-streamed load ----------------------------------------------------------------------
     def measured(self, gateway, request, concurrency, duration):
@@ -1070,6 +1090,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark FreeRide against a fake upstream.")
     parser.add_argument("--quick", action="store_true", help="a ~15 s smoke run")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
+    parser.add_argument("--page", action="store_true",
+                        help="with a status page's event stream open on each gateway")
     parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.upstream:
@@ -1083,6 +1105,8 @@ def main(argv=None):
     bench.log(f"FreeRide benchmark{' (quick)' if args.quick else ''} on {machine()}")
     try:
         bench.start()
+        if args.page:
+            bench.open_pages()
         bench.ttfb()
         bench.relay()
         bench.many_streams()
