@@ -7,7 +7,7 @@
 (() => {
   const KEY = 'freeride-key';        // sessionStorage: this tab only, gone when it closes
   const REFRESH_MS = 30000;
-  const MAX_REQUESTS = 60;
+  const MAX_REQUESTS = 40;
   const COLOURS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f59f00', '#c2255c',
     '#5c940d', '#6741d9', '#0b7285', '#d9480f', '#495057'];
 
@@ -161,8 +161,9 @@
       el('meter', { min: 0, max: limit, value: q.remaining, low: limit * 0.15, high: limit * 0.4, optimum: limit }));
   }
 
+  const left = (until) => (until > now() ? duration(until - now()) : 'a moment'); // then redrawn
   function countdown(until) {
-    return el('span', { class: 'countdown', 'data-until': until, text: duration(until - now()) });
+    return el('span', { class: 'countdown', 'data-until': until, text: left(until) });
   }
 
   function renderProviders(status) {
@@ -196,9 +197,8 @@
   function tickCountdowns() {
     let expired = false;
     for (const node of document.querySelectorAll('.countdown')) {
-      const left = Number(node.dataset.until) - now();
-      node.textContent = duration(left);
-      expired ||= left <= 0;
+      node.textContent = left(Number(node.dataset.until));
+      expired ||= Number(node.dataset.until) <= now();
     }
     if (expired && !document.hidden) scheduleRefresh(1000);
   }
