@@ -7,7 +7,8 @@ neither.) A pure-Python project of one module and two packages needs no more tha
 wheel is a zip of those files plus METADATA, WHEEL, entry_points.txt and RECORD.
 
 The metadata comes from the [project] table of pyproject.toml; [tool.freeride] names the
-modules and packages that go in. Python 3.10 has no tomllib, so a small reader below takes
+modules and packages that go in, and the folders of data files that go beside them (the
+status page's dashboard/, found next to freeride.py by its loader). Python 3.10 has no tomllib, so a small reader below takes
 the part of TOML that file uses (tables, strings, arrays, inline tables, booleans, integers).
 Builds are reproducible: sorted entries, fixed timestamps and modes. Standard library only.
 """
@@ -158,13 +159,18 @@ class Project:
         tool = doc.get("tool", {}).get("freeride", {})
         self.modules = tool.get("py-modules", [])
         self.packages = tool.get("packages", [])
+        self.data = tool.get("data", [])
 
     def sources(self):
-        """The relative paths of the modules and of each package's .py files."""
+        """The relative paths of the modules, of each package's .py files and of the files
+        in each data folder."""
         paths = [f"{m}.py" for m in self.modules]
         for package in self.packages:
             paths += sorted(p.relative_to(self.root).as_posix()
                             for p in (self.root / package).glob("*.py"))
+        for folder in self.data:
+            paths += sorted(p.relative_to(self.root).as_posix()
+                            for p in (self.root / folder).iterdir() if p.is_file())
         return paths
 
     def metadata(self):

@@ -33,11 +33,13 @@ gateway never imports agents/. Standard library only; Python 3.10 or newer.
 import argparse
 import base64
 import calendar
+import collections
 import email.utils
 import errno
 import hashlib
 import heapq
 import hmac
+import html
 import http.client
 import io
 import ipaddress
@@ -2768,6 +2770,7 @@ def status_snapshot(config, cooling, usage, stats=None, quota=()):
         left = [dict(q, key=index.get(q["key"], q["key"])) for q in quota
                 if q["provider"] == route.name]
         providers_.append({"name": route.name, "keys": len(route.keys), "cooling": rows,
+                           "key_ids": [k.id for k in route.keys],
                            "quota": left,
                            "local": route.provider.local_server, "answering": route.available,
                            "today": {"requests": used.get("requests", 0) + extra[0],
@@ -2823,6 +2826,122 @@ def model_entries(routes, quota=()):
     return list(merged.values())
 
 
+# -- the status page --------------------------------------------------------------------------
+# Its files (dashboard/) sit beside this module, in a checkout, an installed copy or the zipapp.
+# The page holds no secret and needs no key; its data and events do, and its script asks once.
+DASHBOARD_FILES = {"index.html": "text/html; charset=utf-8",
+                   "dashboard.css": "text/css; charset=utf-8",
+                   "dashboard.js": "text/javascript; charset=utf-8"}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src "
+                "'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def dashboard_file(name):
+    """The bytes of dashboard/<name>, through this module's loader (a zip member works too)."""
+    module = sys.modules[__name__]
+    loader = module.__loader__
+    filename = loader.get_filename(module.__spec__.name if module.__spec__ else module.__name__)
+    return loader.get_data(os.path.join(os.path.dirname(filename), "dashboard", name))
+
+
+class Feed:
+    """Every event as it happens, for the status pages open: the last RECENT for a page that
+    opens, then a queue per page. A queue holds at most QUEUED (a page that does not read
+    loses its oldest), so the request path never waits for a page. A page with nothing new
+    gets a keep-alive comment every KEEP_ALIVE seconds (which finds a page that has gone)."""
+    RECENT, QUEUED, KEEP_ALIVE = 400, 1000, 15.0
+
+    def __init__(self):
+        self.recent = collections.deque(maxlen=self.RECENT)
+        self.queues = []
+        self.wake = threading.Condition()
+        self.closed = False
+
+    def publish(self, event):
+        with self.wake:
+            self.recent.append(event)
+            for queue in self.queues:
+                queue.append(event)
+            self.wake.notify_all()
+
+    def join(self):
+        with self.wake:
+            self.queues.append(collections.deque(self.recent, maxlen=self.QUEUED))
+            return self.queues[-1]
+
+    def leave(self, queue):
+        with self.wake:
+            self.queues.remove(queue)
+
+    def take(self, queue, timeout):
+        """What is queued for one page, waiting up to timeout ([]); None once closing."""
+        with self.wake:
+            self.wake.wait_for(lambda: queue or self.closed, timeout)
+            items = None if self.closed else list(queue)
+            queue.clear()
+            return items
+
+    def close(self):
+        with self.wake:
+            self.closed = True
+            self.wake.notify_all()
+
+
+def dashboard_page(template, data, events):
+    """The status page with plain tables filled in, for a browser with the script off (it
+    reloads every 10 s; the script redraws them live). data None: the key is needed first."""
+    def row(tag, cells):
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    def table(head, rows):
+        return f"<table><thead>{row('th', head)}</thead><tbody>" \
+            + "".join(row("td", r) for r in rows) + "</tbody></table>"
+    if data is None:
+        return template.replace("<!--{gateway}-->", "<p>This gateway needs its key "
+                                "(FREERIDE_API_KEY): the page asks for it, with JavaScript on.</p>")
+    status, runs, month, requests = data["status"], {}, {}, []
+    for e in events:
+        if e.get("req"):
+            runs.setdefault(e["req"], []).append(e)
+    for run in list(runs.values())[::-1][:30]:  # the latest requests, newest first
+        kinds = {e["event"]: e for e in run}
+        end = kinds.get("complete") or kinds.get("interrupted") or kinds.get("failed") or {}
+        requests.append((time.strftime("%H:%M:%S", time.gmtime(run[0]["ts"])),
+                         kinds.get("request", {}).get("model", ""), "; ".join(
+            f"{a['provider']} k{a['key']} {a['model']}: {'OK' if a.get('ok') else a['class']}"
+            for a in run if a["event"] in ("result", "skip")),
+            end.get("provider") or end.get("event", "..."),
+            *(fmt_ms(end[f]) if f in end else "" for f in ("ttft_ms", "ms")),
+            end.get("tokens") or ""))
+    for day in data["usage"].values():
+        for name, used in day.items():
+            was = month.get(name, (0, 0))
+            month[name] = (was[0] + used.get("requests", 0), was[1] + used.get("tokens", 0))
+    gateway, left = status["gateway"], status["capacity_today"]["requests"]
+    parts = {"gateway": f"<p>freeride {gateway['version']} at {html.escape(gateway['url'])}, up "
+             f"{fmt_seconds(gateway['uptime_s'])}</p>",
+             "capacity": f"<p>{left} free requests left today, where providers say</p>"}
+    parts["providers"] = table(("Provider", "Keys", "Cooling", "Left", "Today"), [(
+        p["name"], ("local, " + ("answering" if p["answering"] else "not answering"))
+        if p["local"] else p["keys"],
+        "; ".join(f"k{c['key']} {c['model']}: {c['class']}, {fmt_seconds(c['remaining_s'])} "
+                  f"({c['reason']})" for c in p["cooling"]) or "none",
+        "; ".join(f"k{q['key']} {q['model']}: {q['remaining']}/{q['limit']} {q['unit']} "
+                  f"{PER[q['window']]}" for q in p["quota"]),
+        f"{p['today']['requests']} requests, {p['today']['tokens']} tokens")
+        for p in status["providers"]])
+    parts["requests"] = table(("Time", "Model", "Attempts", "Served by", "First token", "Total",
+                               "Tokens"), requests)
+    parts["usage"] = table(("Provider", "Requests", "Tokens"),
+                           [(n, *t) for n, t in sorted(month.items())])
+    parts["models"] = table(("Model", "Served by", "Context", "Tools", "Vision"), [(
+        m["id"], ", ".join(m["providers"]), m.get("context_length") or "",
+        "yes" if m.get("tools") else "", "yes" if m.get("vision") else "") for m in data["models"]])
+    return re.sub(r"<!--\{(\w+)\}-->", lambda m: parts.get(m.group(1), ""), template)
+
+
 class Gateway:
     """The running gateway: configuration, state, upstream pool, router and HTTP server."""
 
@@ -2831,7 +2950,8 @@ class Gateway:
         self.debug = debug
         self.started = time.time()
         self.stats = Stats(config.home / "usage.json")
-        self.writer = Writer(config.home, config.events, observe=self.stats.observe)
+        self.feed = Feed()
+        self.writer = Writer(config.home, config.events, observe=self.observe)
         self.writer.ticks.append(self.stats.flush)
         self.cooldowns = Cooldowns(config.home / "cooldown.json", self.writer)
         self.pool = Pool(config.connect_timeout, config.ca_bundle)
@@ -2846,6 +2966,10 @@ class Gateway:
             "/v1/embeddings": {"POST": self.embeddings},
             "/v1/models": {"GET": self.models},
             "/freeride/status": {"GET": self.status},
+            "/freeride/dashboard": {"GET": self.dashboard},
+            "/freeride/events": {"GET": self.events},
+            "/freeride/dashboard.css": {"GET": self.asset},
+            "/freeride/dashboard.js": {"GET": self.asset},
             "/metrics": {"GET": self.metrics},
             "/v1/messages": {"POST": self.messages},
             "/v1/messages/count_tokens": {"POST": self.count_tokens},
@@ -2881,6 +3005,7 @@ class Gateway:
         if self.thread is not None:
             self.server.shutdown()
         self.server.server_close()
+        self.feed.close()  # open status pages end their streams now, not after the grace
         until = time.monotonic() + grace
         while self.active and time.monotonic() < until:
             time.sleep(0.05)
@@ -2906,7 +3031,9 @@ class Gateway:
                     "Access-Control-Request-Headers") or "authorization, content-type, x-api-key",
                 "Access-Control-Max-Age": "600"})
             return
-        if self.config.api_key and not (path == "/health" and handler.command in ("GET", "HEAD")):
+        public = handler.command in ("GET", "HEAD") and (path in self.PUBLIC or (
+            path == "/" and self.wants_page(handler)))
+        if self.config.api_key and not public:
             self.check_client_key(handler)
         methods = self.routes.get(path) or self.routes.get("/v1" + path)
         if methods is None:
@@ -2943,30 +3070,91 @@ class Gateway:
 
     def check_client_key(self, handler):
         """With FREERIDE_API_KEY set, every request must carry it (compared in constant time)."""
-        sent = handler.headers.get("x-api-key") or ""
-        auth = handler.headers.get("Authorization") or ""
-        if auth[:7].lower() == "bearer ":
-            sent = auth[7:].strip()
-        if not hmac.compare_digest(sent.encode(), self.config.api_key.encode()):
+        if not self.client_key_ok(handler):
             raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
                             "'Authorization: Bearer <key>' or 'x-api-key'",
                             kind="authentication_error", code="invalid_api_key")
 
+    def client_key_ok(self, handler):
+        sent = handler.headers.get("x-api-key") or ""
+        auth = handler.headers.get("Authorization") or ""
+        if auth[:7].lower() == "bearer ":
+            sent = auth[7:].strip()
+        return hmac.compare_digest(sent.encode(), self.config.api_key.encode())
+
+    PUBLIC = ("/health", "/freeride/dashboard.css", "/freeride/dashboard.js")
+
+    @staticmethod
+    def wants_page(handler):
+        return handler.command == "GET" and "text/html" in (handler.headers.get("Accept") or "")
+
+    def observe(self, event):
+        """Every event, on the thread that makes it: counted, and shown to open pages."""
+        self.stats.observe(event)
+        self.feed.publish(event)
+
     def root(self, handler):
-        """GET and HEAD /: Claude Code checks that its base URL answers."""
-        handler.reply_json(200, {"status": "ok", "service": "freeride", "version": __version__})
+        """GET and HEAD /: Claude Code checks that its base URL answers; a browser (Accept:
+        text/html) gets the status page."""
+        if not self.wants_page(handler):
+            handler.reply_json(200, {"status": "ok", "service": "freeride", "version": __version__})
+            return
+        data = self.dashboard_data() if not self.config.api_key or self.client_key_ok(handler) \
+            else None
+        with self.feed.wake:
+            events = list(self.feed.recent)
+        page = dashboard_page(dashboard_file("index.html").decode(), data, events)
+        handler.reply(200, page.encode(), PAGE_HEADERS, DASHBOARD_FILES["index.html"])
+
+    def asset(self, handler):
+        name = urllib.parse.urlsplit(handler.path).path.rsplit("/", 1)[1]
+        handler.reply(200, dashboard_file(name), PAGE_HEADERS, DASHBOARD_FILES[name])
+
+    def dashboard_data(self):
+        """The status page's figures: status, 31 days of usage (today's as status counts
+        it) and the models."""
+        status = self.status_doc()
+        days = self.stats.read_usage()
+        for p in status["providers"]:
+            days.setdefault(today(), {})[p["name"]] = p["today"]
+        return {"status": status, "usage": days, "now": round(time.time(), 3),
+                "models": model_entries(self.config.routes, self.ledger.snapshot())}
+
+    def dashboard(self, handler):
+        handler.reply_json(200, self.dashboard_data(), PAGE_HEADERS)
+
+    def events(self, handler):
+        """GET /freeride/events: the events as they happen, as server-sent events (the
+        recent ones first; one write for all that came at once), until the gateway closes."""
+        handler.close_connection = True
+        if handler.command == "HEAD":
+            return handler.reply(200, b"", PAGE_HEADERS, "text/event-stream")
+        queue = self.feed.join()
+        try:
+            handler.start_stream(PAGE_HEADERS)
+            while (items := self.feed.take(queue, self.feed.KEEP_ALIVE)) is not None:
+                handler.send_event(b"\n\n".join(b"data: " + json.dumps(e).encode() for e in items)
+                                   if items else b": keep-alive")
+            handler.end_stream()
+        except OSError:
+            pass
+        finally:
+            self.feed.leave(queue)
 
     def health(self, handler):
         handler.reply_json(200, {"status": "ok", "version": __version__,
                                  "providers": [r.name for r in self.config.routes if r.available]})
 
     def status(self, handler):
+        handler.reply_json(200, self.status_doc())
+
+    def status_doc(self):
         doc = status_snapshot(self.config, self.cooldowns.active(), self.stats.read_usage(),
                               self.stats, self.ledger.snapshot())
         doc["gateway"] = {"url": self.url, "pid": os.getpid(), "version": __version__,
                           "started": round(self.started, 3),
                           "uptime_s": round(time.time() - self.started, 1)}
-        handler.reply_json(200, doc)
+        return doc
 
     def metrics(self, handler):
         cooling = {}
@@ -4483,8 +4671,8 @@ def source_of(module):
 
 
 def pyz_sources():
-    """{name in the archive: bytes}: __main__.py, this file, and the providers and agents
-    packages.
+    """{name in the archive: bytes}: __main__.py, this file, the providers and agents
+    packages, and the status page's files.
 
     A package is the modules it imported (each one's registry imports every module of it),
     found by module name rather than by listing a directory. The gateway never imports
@@ -4496,6 +4684,7 @@ def pyz_sources():
         if name.partition(".")[0] in ("providers", "agents"):
             path = name.replace(".", "/") + ("/__init__.py" if hasattr(module, "__path__") else ".py")
             files[path] = source_of(module)
+    files.update({f"dashboard/{name}": dashboard_file(name) for name in DASHBOARD_FILES})
     return files
 
 
@@ -4672,6 +4861,7 @@ def cmd_serve(args, config):
     if local:
         print("  local servers, the last resort (used while they answer): "
               + ", ".join(f"{r.name} {r.provider.base_url}" for r in local))
+    print(f"  status page: {url}/ (freeride open)")
     print("  point any OpenAI-compatible agent at:")
     print(f"    export OPENAI_BASE_URL={url}/v1")
     print(f"    export OPENAI_API_BASE={url}/v1")
@@ -4782,6 +4972,7 @@ def cmd_status(args, config):
     if gateway:
         print(f"gateway  {paint('green', 'running')} at {gateway['url']} (freeride "
               f"{gateway['version']}, pid {gateway['pid']}, up {fmt_seconds(gateway['uptime_s'])})")
+        print(f"page     {gateway['url']}/ (freeride open)")
     else:
         print(f"gateway  {paint('yellow', 'not running')} (nothing answers at {url}); "
               f"showing saved state from {config.home}")
@@ -4810,6 +5001,18 @@ def cmd_status(args, config):
     for u in doc["unconfigured"]:
         print(f"{u['name']:<12} not configured ({u['fix']})")
     return 0
+
+
+def cmd_open(args, config):
+    import webbrowser  # only this command needs a browser
+    url = gateway_url(args, config) + "/"
+    if fetch_local(url, "/health") is None:
+        print(f"freeride: no gateway answers at {url}; start one with `freeride serve`",
+              file=sys.stderr)
+        return 1
+    opened = webbrowser.open(url)
+    print(f"opened {url}" if opened else f"no browser found here: open {url} yourself")
+    return 0 if opened else 1
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -5289,6 +5492,11 @@ def build_parser():
     status.add_argument("--json", action="store_true", help="machine-readable output")
     gateway_option(status)
     status.set_defaults(run=cmd_status)
+    open_ = commands.add_parser("open", help="open the status page in the browser",
+                                description="Open a running gateway's live status page "
+                                "(http://127.0.0.1:11343/) in the default browser.")
+    gateway_option(open_)
+    open_.set_defaults(run=cmd_open)
     list_ = commands.add_parser("list", help="list the free models you can use",
                                 description="The free models of every configured provider, from "
                                 "their live catalogs (cached for an hour).")

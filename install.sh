@@ -4,11 +4,12 @@
 #   sh install.sh               install, or update what an earlier run installed
 #   sh install.sh --uninstall   remove what it installed, and nothing else
 #
-# It builds freeride.pyz from the checkout this script sits in (or takes the freeride.pyz
-# beside it), puts it in $PREFIX/lib/freeride/ and two small launchers, freeride and
-# freeride-watcher, in $PREFIX/bin. PREFIX defaults to ~/.local; PYTHON (default python3)
-# names the interpreter the launchers run. It never asks for sudo: for a prefix only root
-# can write, run it as root yourself (sudo PREFIX=/usr/local sh install.sh).
+# It builds freeride.pyz (freeride.py, providers/ and the status page's dashboard/) from the
+# checkout this script sits in (or takes the freeride.pyz beside it), puts it in
+# $PREFIX/lib/freeride/ and two small launchers, freeride and freeride-watcher, in
+# $PREFIX/bin. PREFIX defaults to ~/.local; PYTHON (default python3) names the interpreter
+# the launchers run. It never asks for sudo: for a prefix only root can write, run it as root
+# yourself (sudo PREFIX=/usr/local sh install.sh).
 set -eu
 
 prefix=${PREFIX:-$HOME/.local}

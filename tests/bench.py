@@ -1,22 +1,31 @@
 #!/usr/bin/env python3
 """FreeRide benchmark: what the gateway costs an agent, measured against going direct.
 
-    python3 tests/bench.py            # the full run (about 60 s), prints the issue's table
-    python3 tests/bench.py --quick    # a smoke run (about 15 s); numbers are rougher
+    python3 tests/bench.py            # the full run (about 2 minutes), prints the issue's table
+    python3 tests/bench.py --quick    # a smoke run (about 40 s); numbers are rougher
     python3 tests/bench.py --json out.json   # also write every raw number
+    python3 tests/bench.py --page     # the same, with a status page's event stream open
 
 Three processes on loopback, so that each one's CPU time and memory can be read from /proc:
 
   upstream  a fast fake provider (`bench.py --upstream`, started by the benchmark): one thread,
             one epoll loop, HTTP/1.1 keep-alive, canned chat / embeddings / 429 answers with
             Content-Length, and SSE streams whose content events carry the monotonic time at
-            which they were written ("x_sent"). It serves plain HTTP and HTTPS (the test
-            certificate in tests/data) on two ports. It must not be the bottleneck: the
-            direct runs show how fast it is, and a warning is printed if direct is not far
-            faster than through the gateway.
+            which they were written ("x_sent"). A streamed chat request with no bench_ fields
+            gets the canned chat answer as a provider streams it (role, one event per token,
+            finish, the usage chunk only if stream_options.include_usage asked for it,
+            [DONE]), all at once, as the plain answer is: that is how the gateway now asks
+            for a plain request (issue 16), so plain through the gateway vs plain direct
+            shows what assembling costs. /models lists every id it serves (the gateway's live
+            catalogs stay on). It serves plain HTTP and HTTPS (the test certificate in
+            tests/data), and two more plain ports for the fault phase ("hangs", "healthy").
+            It must not be the bottleneck: the direct runs show how fast it is, and a warning
+            is printed if direct is not far faster than through the gateway.
   gateway   `python3 -m freeride serve --port 0`, FREERIDE_HOME in a temp dir, providers
-            groq (chat) and nvidia (embeddings) pointed at the fake; a second one points at
-            the fake's HTTPS port and trusts its certificate through FREERIDE_CA_BUNDLE.
+            groq (chat) and nvidia (embeddings) pointed at the fake, FREERIDE_LOCAL=0, the
+            documented free limits lifted (FREERIDE_LIMITS); a second one points at the
+            fake's HTTPS port and trusts its certificate through FREERIDE_CA_BUNDLE; a third
+            one, for the fault phase, has groq on "hangs" and nvidia on "healthy".
   client    this process: a closed-loop load generator on one epoll loop (N keep-alive
             connections, each sending its next request as soon as its answer is complete),
             with a minimal HTTP/1.1 reader. The same client code measures direct and gateway
@@ -31,7 +40,11 @@ How each figure is taken:
   added latency      gateway p50 - direct p50 at concurrency 1 (and p90/p99 shown)
   throughput         requests/s of the closed loop at concurrency 8 and 64
   gateway CPU        utime+stime of the gateway process (/proc/PID/stat, every thread,
-                     the events writer included) over a run, divided by its requests
+                     the events writer included) over a run, divided by its requests; for
+                     plain chat (assembled from a stream upstream), the same answer streamed
+                     to the client, and embeddings. How the gateway's plain requests reached
+                     the fake (plain or streamed, with include_usage) is counted and printed,
+                     and one assembled answer is checked against the plain one at start
   HTTPS upstream     the same chat runs through the HTTPS gateway, interleaved with the plain
                      one; CPU per request compared, and upstream TLS handshakes counted
   time to first byte a stream whose first content event is written at once: arrival of that
@@ -50,7 +63,24 @@ How each figure is taken:
                      429 cools only that model on that key, so the next fail-N starts afresh).
                      Interleaved with requests for never-seen ok-N models (same route, same
                      resolution cost, no 429). Added = p50(fail) - p50(ok). The intrinsic part,
-                     one more round trip to the upstream, is shown beside it.
+                     one more round trip to the upstream, is shown beside it. The names come in
+                     through GROQ_FREE_MODELS_OVERRIDE and the fake's catalog lists them; the
+                     fake counts the names it receives, so a name resolved to another model
+                     would show (ok-N once each, fail-N twice each)
+  hung provider      (issue 16) groq on "hangs": for fault- models it hangs on 30 % of its
+                     requests (the 2nd, 5th, 8th of every 10 per model), in turn before the
+                     head, after the head, after some content, holding the connection until
+                     the gateway drops it; otherwise it answers like "healthy": first content
+                     after 300 ms, 20 events 20 ms apart (a plain request: the whole answer
+                     after 680 ms). nvidia on "healthy", listed second; every deadline 1 s
+                     (FREERIDE_FIRST_BYTE_TIMEOUT, _FIRST_CONTENT_, _IDLE_). Sequential and
+                     concurrency 8, plain and streamed, one model each so that each run starts
+                     with the hanging provider not cooled (a timeout cools it: UPSTREAM
+                     backoff). The same request sent directly to "healthy" runs at the same
+                     time as the gateway's. Printed: p50/p95/max of the total time and of the
+                     first token (a plain answer's first byte), which provider served how many,
+                     how many upstream attempts each got, which hangs were met, and failures
+                     (a stream cut after its content reached the client cannot fail over)
   start              from spawning `python3 -m freeride serve` to the first 200 answer of a
                      chat request: the median of three gateways whose bytecode was cached (in a
                      temp dir, PYTHONPYCACHEPREFIX, as an installed FreeRide's is); the first
@@ -145,11 +175,28 @@ STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Con
 STREAM_PREFIX = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":'
                  b'1735689600,"model":"' + CHAT_MODEL.encode() + b'","choices":[{"index":0,')
 ROLE_EVENT = STREAM_PREFIX + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
-FINISH_EVENTS = (STREAM_PREFIX + b'"delta":{},"finish_reason":"stop"}]}\n\n'
-                 + b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":'
-                 b'1735689600,"model":"m","choices":[],"usage":{"prompt_tokens":42,'
-                 b'"completion_tokens":9,"total_tokens":51}}\n\n')
+FINISH_EVENT = STREAM_PREFIX + b'"delta":{},"finish_reason":"stop"}]}\n\n'
+# Sent only when the request asked for it (stream_options.include_usage), as providers do.
+USAGE_EVENT = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":'
+               b'1735689600,"model":"' + CHAT_MODEL.encode() + b'","choices":[],"usage":'
+               b'{"prompt_tokens":42,"completion_tokens":9,"total_tokens":51}}\n\n')
 DONE_EVENT = b"data: [DONE]\n\n"
+STREAM_END = b"0\r\n\r\n"
+# The canned chat answer as a provider streams it: one event per token (its 9 completion
+# tokens), all written at once, as the plain answer is. The gateway now asks for a plain
+# request this way ("stream": true, "stream_options": {"include_usage": true}) and assembles
+# it; so a plain request costs the gateway an assembly, a direct one does not.
+ANSWER_TOKENS = ("Hello", "!", " How", " can", " I", " help", " you", " today", "?")
+
+
+def _answer_stream(usage):
+    events = [ROLE_EVENT] + [STREAM_PREFIX + b'"delta":{"content":' + json.dumps(t).encode()
+                             + b'},"finish_reason":null}]}\n\n' for t in ANSWER_TOKENS]
+    events += [FINISH_EVENT] + ([USAGE_EVENT] if usage else []) + [DONE_EVENT]
+    return STREAM_HEAD + b"".join(_chunk(e) for e in events) + STREAM_END
+
+
+ANSWER_STREAM, ANSWER_STREAM_USAGE = _answer_stream(False), _answer_stream(True)
 
 
 def content_event(n):
@@ -157,40 +204,76 @@ def content_event(n):
             % (n, time.monotonic()))
 
 
+# The fault phase: a provider that hangs on HANG_SHARE of its requests for `fault-` models
+# (the 2nd, 5th and 8th of every 10 for each model), at each stage in turn.
+HANG_EVERY = (1, 4, 7)
+HANG_SHARE = len(HANG_EVERY) / 10
+HANG_MODES = ("before_head", "after_head", "after_content")
+# A realistic answer from the healthy one (and from the other when it does not hang).
+REALISTIC = {"bench_first_ms": 300, "bench_events": 20, "bench_gap_ms": 20}
+FAULT_DEADLINE_S = 1
+MAX_PAIRS = 150  # failover pairs of the full run: the fake lists that many fail-N / ok-N
+
+
+def served_ids():
+    """Every chat model id the fake answers, as its /models lists them."""
+    return ([CHAT_MODEL] + [f"{kind}-{i}" for i in range(MAX_PAIRS) for kind in ("fail", "ok")]
+            + fault_models())
+
+
+def fault_models():
+    return [f"fault-{kind}-{c}" for kind in ("plain", "streamed") for c in (1, 8)]
+
+
 HEAD_END = re.compile(rb"\r\n\r\n")
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
 MODEL = re.compile(rb'"model"\s*:\s*"([^"]*)"')
 STREAMED = re.compile(rb'"stream"\s*:\s*true')
+USAGE_ASKED = re.compile(rb'"include_usage"\s*:\s*true')
 
 
 class UpstreamConn:
-    __slots__ = ("sock", "kind", "inbuf", "out", "handshaking", "streaming", "writing", "closed")
+    __slots__ = ("sock", "kind", "port", "inbuf", "out", "handshaking", "streaming", "writing",
+                 "closed")
 
-    def __init__(self, sock, kind):
-        self.sock, self.kind = sock, kind
+    def __init__(self, sock, kind, port):
+        self.sock, self.kind, self.port = sock, kind, port
         self.inbuf, self.out = bytearray(), bytearray()
         self.handshaking = kind == "https"
         self.streaming = self.writing = self.closed = False
 
 
 class Upstream:
-    """One thread, one epoll loop: answers every request from canned bytes."""
+    """One thread, one epoll loop: answers every request from canned bytes.
+
+    Four plain listeners and one TLS: "http" and "https" (the load runs), "hangs" and
+    "healthy" (the fault phase: one provider that hangs on a share of its requests, one that
+    always answers after a realistic delay). Answers that take time (streams with gaps, a
+    plain answer after a delay) run on timers, never by blocking the loop.
+    """
 
     def __init__(self, tls_context):
         self.tls = tls_context
         self.selector = selectors.DefaultSelector()
         self.timers, self.seq = [], 0
-        self.stats = {"connections": {"http": 0, "https": 0}, "requests": 0, "rate_limited": 0,
-                      "streams": 0}
+        self.stats = {"connections": {"http": 0, "https": 0, "hangs": 0, "healthy": 0},
+                      "requests": 0, "rate_limited": 0, "streams": 0,
+                      # chat requests by shape: what the gateway sends upstream
+                      "chat": {"plain": 0, "streamed": 0, "include_usage": 0},
+                      "models": {"fail-": 0, "ok-": 0, "fault-": 0, CHAT_MODEL: 0, "other": 0},
+                      "hangs": {"requests": 0, **{m: 0 for m in HANG_MODES}},
+                      "healthy": {"requests": 0}}
         self.seen_fail = set()
+        self.fault_seen = {}  # model -> requests for it on the hangs port
         self.chat = _answer(200, _chat_body(), GROQ_HEADERS)
         self.embed = _answer(200, _embed_body())
         self.limited = _answer(429, RATE_LIMIT_BODY, "retry-after: 1\r\n")
         self.models = _answer(200, json.dumps({"object": "list", "data": [
-            {"id": CHAT_MODEL, "object": "model", "owned_by": "bench", "context_window": 131072}
-        ]}).encode())
+            {"id": m, "object": "model", "owned_by": "bench", "context_window": 131072}
+            for m in served_ids()] + [{"id": EMBED_MODEL, "object": "model", "owned_by": "bench"}]
+        }).encode())
         self.ports = {}
-        for kind in ("http", "https"):
+        for kind in ("http", "https", "hangs", "healthy"):
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((HOST, 0))
@@ -219,10 +302,15 @@ class Upstream:
                         self.read(item)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
-                _, _, conn, state = heapq.heappop(self.timers)
-                self.stream_step(conn, state)
+                _, _, conn, step, state = heapq.heappop(self.timers)
+                step(conn, state)
 
-    def accept(self, listener, kind):
+    def later(self, seconds, conn, step, state):
+        self.seq += 1
+        heapq.heappush(self.timers, (time.monotonic() + seconds, self.seq, conn, step, state))
+
+    def accept(self, listener, port):
+        kind = "https" if port == "https" else "http"
         for _ in range(64):
             try:
                 sock, _ = listener.accept()
@@ -232,8 +320,8 @@ class Upstream:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kind == "https":
                 sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            self.stats["connections"][kind] += 1
-            conn = UpstreamConn(sock, kind)
+            self.stats["connections"][port] += 1
+            conn = UpstreamConn(sock, kind, port)
             self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
             if kind == "https":
                 self.read(conn)
@@ -269,7 +357,7 @@ class Upstream:
                 self.close(conn)
                 return
             if not data:
-                self.close(conn)
+                self.close(conn)  # a hung answer ends here: the gateway gave up on it
                 return
             conn.inbuf += data
             if conn.kind == "http" and len(data) < 262144:
@@ -297,16 +385,7 @@ class Upstream:
 
     def answer(self, conn, path, body):
         if path.endswith(b"/chat/completions"):
-            m = MODEL.search(body)
-            model = m.group(1) if m else b""
-            if model.startswith(b"fail-") and model not in self.seen_fail or model == b"always-429":
-                self.seen_fail.add(model)
-                self.stats["rate_limited"] += 1
-                conn.out += self.limited
-            elif STREAMED.search(body):
-                self.start_stream(conn, json.loads(body))
-            else:
-                conn.out += self.chat
+            self.chat_answer(conn, body)
         elif path.endswith(b"/embeddings"):
             conn.out += self.embed
         elif path.endswith(b"/models"):
@@ -316,32 +395,105 @@ class Upstream:
         else:
             conn.out += _answer(404, b'{"error":{"message":"not found","code":404}}')
 
-    def start_stream(self, conn, doc):
-        """Role chunk and first content at once, then one content event every gap."""
+    def chat_answer(self, conn, body):
+        m = MODEL.search(body)
+        model = m.group(1) if m else b""
+        streamed = STREAMED.search(body) is not None
+        usage = streamed and USAGE_ASKED.search(body) is not None
+        shape = self.stats["chat"]
+        shape["streamed" if streamed else "plain"] += 1
+        shape["include_usage"] += usage
+        names = self.stats["models"]
+        prefix = next((p for p in ("fail-", "ok-", "fault-") if model.startswith(p.encode())),
+                      CHAT_MODEL if model == CHAT_MODEL.encode() else "other")
+        names[prefix] += 1
+        if conn.port in ("hangs", "healthy") and prefix == "fault-":
+            self.stats[conn.port]["requests"] += 1
+            if conn.port == "hangs":
+                n = self.fault_seen.get(model, 0)
+                self.fault_seen[model] = n + 1
+                if n % 10 in HANG_EVERY:
+                    hung = sum(self.stats["hangs"][k] for k in HANG_MODES)
+                    self.hang(conn, HANG_MODES[hung % len(HANG_MODES)], streamed)
+                    return
+        if model.startswith(b"fail-") and model not in self.seen_fail or model == b"always-429":
+            self.seen_fail.add(model)
+            self.stats["rate_limited"] += 1
+            conn.out += self.limited
+        elif b'"bench_' in body:  # a stream (or a plain answer) shaped by the request
+            doc = json.loads(body)
+            if streamed:
+                self.start_stream(conn, doc, usage)
+            else:
+                wait = (float(doc.get("bench_first_ms", 0)) + float(doc.get("bench_gap_ms", 0))
+                        * max(0, int(doc.get("bench_events", 1)) - 1)) / 1000
+                conn.streaming = True  # busy until the answer is written
+                self.later(wait, conn, self.plain_step, None)
+        elif streamed:
+            conn.out += ANSWER_STREAM_USAGE if usage else ANSWER_STREAM
+        else:
+            conn.out += self.chat
+
+    def hang(self, conn, mode, streamed):
+        """Accept the request and never finish the answer: nothing at all, only the head, or
+        the head and some content; the connection is held until the other side closes it."""
+        self.stats["hangs"][mode] += 1
+        conn.streaming = True  # nothing more is read from this connection
+        if mode == "before_head":
+            return
+        if streamed:
+            conn.out += STREAM_HEAD
+            if mode == "after_content":
+                conn.out += (_chunk(ROLE_EVENT) + _chunk(content_event(0))
+                             + _chunk(content_event(1)))
+        else:
+            head_end = self.chat.find(b"\r\n\r\n") + 4
+            conn.out += self.chat[:head_end]
+            if mode == "after_content":
+                conn.out += self.chat[head_end:head_end + (len(self.chat) - head_end) // 2]
+
+    def plain_step(self, conn, _state):
+        if conn.closed:
+            return
+        conn.out += self.chat
+        conn.streaming = False
+        self.flush(conn)
+        if conn.inbuf:
+            self.serve(conn)
+
+    def start_stream(self, conn, doc, usage):
+        """The role chunk at once; the first content event after bench_first_ms (at once by
+        default), then one content event every bench_gap_ms; usage if it was asked for."""
         events = max(1, int(doc.get("bench_events", 5)))
         gap = max(0.0, float(doc.get("bench_gap_ms", 0))) / 1000
+        first = max(0.0, float(doc.get("bench_first_ms", 0))) / 1000
         self.stats["streams"] += 1
         conn.streaming = True
-        conn.out += STREAM_HEAD + _chunk(ROLE_EVENT) + _chunk(content_event(0))
-        self.stream_step(conn, [1, events, gap], first=True)
+        conn.out += STREAM_HEAD + _chunk(ROLE_EVENT)
+        if first:
+            self.flush(conn)
+            self.later(first, conn, self.stream_step, [0, events, gap, usage])
+            return
+        conn.out += _chunk(content_event(0))
+        self.stream_step(conn, [1, events, gap, usage], first=True)
 
     def stream_step(self, conn, state, first=False):
         if conn.closed:
             return
-        sent, events, gap = state
+        sent, events, gap, usage = state
         if not first:
             conn.out += _chunk(content_event(sent))
             sent += 1
         if sent >= events:
-            conn.out += _chunk(FINISH_EVENTS) + _chunk(DONE_EVENT) + b"0\r\n\r\n"
+            conn.out += (_chunk(FINISH_EVENT) + (_chunk(USAGE_EVENT) if usage else b"")
+                         + _chunk(DONE_EVENT) + STREAM_END)
             conn.streaming = False
             self.flush(conn)
             if conn.inbuf:
                 self.serve(conn)
             return
         self.flush(conn)
-        self.seq += 1
-        heapq.heappush(self.timers, (time.monotonic() + gap, self.seq, conn, [sent, events, gap]))
+        self.later(gap, conn, self.stream_step, [sent, events, gap, usage])
 
     def flush(self, conn):
         while conn.out and not conn.closed:
@@ -398,6 +550,24 @@ def embed_request():
                                    "input": "The quick brown fox jumps over the lazy dog."})
 
 
+def exchange_once(port, request, limit=10.0):
+    """(status, head, body) of one request on a fresh connection."""
+    sock = connect(port)
+    try:
+        sock.settimeout(limit)
+        sock.sendall(request)
+        buf = bytearray()
+        while not complete_response(buf):
+            data = sock.recv(65536)
+            if not data:
+                break
+            buf += data
+    finally:
+        sock.close()
+    end = buf.find(b"\r\n\r\n")
+    return int(buf[9:12] or 0), bytes(buf[:end]), bytes(buf[end + 4:])
+
+
 def stream_request(events, gap_ms):
     return chat_request(stream=True, bench_events=events, bench_gap_ms=gap_ms)
 
@@ -408,16 +578,24 @@ def connect(port):
     return sock
 
 
+CHUNKED = re.compile(rb"\r\ntransfer-encoding:[ \t]*chunked", re.I)
+CHUNKED_END = b"\r\n0\r\n\r\n"
+
+
 def complete_response(buf):
-    """(status, bytes used) of the first whole Content-Length answer in buf, or None."""
+    """(status, bytes used, chunked) of the first whole answer in buf (a Content-Length one,
+    or a chunked one such as a stream, up to its last chunk), or None."""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return None
     m = CONTENT_LENGTH.search(buf, 0, end + 2)
+    if m is None and CHUNKED.search(buf, 0, end + 2):
+        last = buf.find(CHUNKED_END, end + 2)  # SSE data holds no CRLF: no false end
+        return None if last < 0 else (int(buf[9:12]), last + len(CHUNKED_END), True)
     total = end + 4 + (int(m.group(1)) if m else 0)
     if len(buf) < total:
         return None
-    return int(buf[9:12]), total
+    return int(buf[9:12]), total, False
 
 
 class Run:
@@ -496,7 +674,9 @@ def load(port, request, concurrency, duration, socks=None):
                 if done is None:
                     break
                 now = clock()
-                status, used = done
+                status, used, chunked = done
+                if chunked and status == 200 and buf.rfind(b"data: [DONE]", 0, used) < 0:
+                    status = "cut"  # a stream that ended without [DONE]
                 del buf[:used]
                 latencies.append(now - st[1])
                 statuses[status] = statuses.get(status, 0) + 1
@@ -582,6 +762,90 @@ def run_streams(streams, timeout, stagger=0.0):
     return streams
 
 
+PROVIDER_HEADER = re.compile(rb"\r\nx-freeride-provider:[ \t]*([^\r\n]*)", re.I)
+
+
+def timed_exchanges(sides, concurrency, count, limit=20.0):
+    """The fault phase's client. For each side (name -> (port, request)): `concurrency`
+    keep-alive connections send `count` requests in all, each connection its next one as soon
+    as its last answer is whole; the sides run at the same time on one epoll loop, so that
+    drift hits them alike. A request gets `limit` seconds, then counts as failed (its
+    connection is replaced). Returns name -> one record per request: total and first-token
+    seconds (for a plain answer, its first byte), status, serving provider, outcome."""
+    selector = selectors.DefaultSelector()
+    clock = time.monotonic
+    records = {name: [] for name in sides}
+    left = {name: count for name in sides}
+
+    def send(name, sock=None):
+        port, request = sides[name]
+        left[name] -= 1
+        if sock is None:
+            sock = connect(port)
+            sock.setblocking(True)
+        st = {"name": name, "sock": sock, "buf": bytearray(), "sent": clock(), "head": None,
+              "first": None}
+        sock.sendall(request)
+        selector.register(sock, selectors.EVENT_READ, st)
+
+    def finish(st, now, done):
+        buf, name = st["buf"], st["name"]
+        selector.unregister(st["sock"])
+        outcome = "client gave up"
+        if done is not None:
+            status, used, chunked = done
+            body = bytes(buf[:used])
+            outcome = f"status {status}" if status != 200 else \
+                "ok" if not chunked else \
+                "cut" if b'"error"' in body or b"data: [DONE]" not in body else "ok"
+        m = PROVIDER_HEADER.search(buf, 0, max(0, buf.find(b"\r\n\r\n")) + 2)
+        first = st["head"] if done is not None and not done[2] else st["first"]  # plain: head
+        records[name].append({"total": now - st["sent"],
+                              "first": None if first is None else first - st["sent"],
+                              "outcome": outcome,
+                              "provider": m.group(1).decode() if m else None})
+        sock = st["sock"] if outcome == "ok" else None
+        if sock is None:
+            st["sock"].close()
+        if left[name] > 0:
+            send(name, sock)
+        elif sock is not None:
+            sock.close()
+
+    for name in sides:
+        for _ in range(min(concurrency, count)):
+            send(name)
+    give_up = clock() + count * limit  # bounded whatever happens
+    while selector.get_map() and clock() < give_up:
+        ready = selector.select(timeout=0.25)
+        now = clock()
+        for key, _ in ready:
+            st = key.data
+            try:
+                data = st["sock"].recv(262144)
+            except OSError:
+                data = b""
+            if not data:
+                finish(st, now, None)
+                continue
+            buf = st["buf"]
+            buf += data
+            if st["head"] is None and b"\r\n\r\n" in buf:
+                st["head"] = now
+            if st["first"] is None and X_SENT.search(buf):
+                st["first"] = now  # a stream's first content event
+            done = complete_response(buf)
+            if done is not None:
+                finish(st, now, done)
+        for key in list(selector.get_map().values()):
+            if now - key.data["sent"] > limit:
+                finish(key.data, now, None)
+    for key in list(selector.get_map().values()):
+        key.data["sock"].close()
+    selector.close()
+    return records
+
+
 # =============================================================================================
 # processes: the fake, the gateways, and what /proc says about them
 # =============================================================================================
@@ -643,6 +907,10 @@ class FakeProcess:
         self.proc.stdout.close()
 
 
+UNLIMITED = json.dumps({p: {"requests/minute": 10 ** 9, "requests/day": 10 ** 9}
+                        for p in ("groq", "nvidia")})
+
+
 class GatewayProcess:
     """`python3 -m freeride serve --port 0` in its own FREERIDE_HOME; start time measured
     from the spawn to the first 200 answer."""
@@ -650,7 +918,12 @@ class GatewayProcess:
     def __init__(self, upstream_url, pycache, extra=None):
         self.home = tempfile.mkdtemp(prefix="freeride-bench-")
         self.stderr = open(Path(self.home) / "stderr.log", "w+")
+        # Live catalogs stay on (the default): the fake's /models lists every id it serves,
+        # so names reach it as sent. No local server is probed. The documented free limits
+        # (Groq's 30 requests a minute per model and key, NVIDIA's 40), which a gateway counts
+        # where the provider's headers do not say, are lifted: the fake has none.
         env = child_env({"FREERIDE_HOME": self.home, "FREERIDE_PROVIDERS": "groq,nvidia",
+                         "FREERIDE_LOCAL": "0", "FREERIDE_LIMITS": UNLIMITED,
                          "GROQ_API_KEY": '["bench-a","bench-b"]', "GROQ_BASE_URL": upstream_url,
                          "NVIDIA_API_KEY": "bench", "NVIDIA_BASE_URL": upstream_url,
                          "PYTHONPYCACHEPREFIX": pycache, **(extra or {})})
@@ -669,8 +942,9 @@ class GatewayProcess:
                 self.port = int(m.group(1))
                 break
         if self.port is None:
+            errors = self.errors()
             self.close()
-            raise RuntimeError("the gateway did not start: " + self.errors())
+            raise RuntimeError("the gateway did not start: " + errors)
         self.drain = threading.Thread(target=self.proc.stdout.read, daemon=True)
         self.drain.start()
         sock = connect(self.port)
@@ -678,8 +952,9 @@ class GatewayProcess:
         self.start_seconds = time.perf_counter() - started
         sock.close()
         if run.statuses != {200: 1}:
+            errors = self.errors()
             self.close()
-            raise RuntimeError(f"the gateway's first answer was {run.statuses}: " + self.errors())
+            raise RuntimeError(f"the gateway's first answer was {run.statuses}: " + errors)
 
     def errors(self):
         self.stderr.flush()
@@ -702,6 +977,8 @@ class GatewayProcess:
                 self.proc.wait()
         self.proc.stdout.close()
         self.stderr.close()
+        if getattr(self, "page", None) is not None:  # --page: its stream ended with the gateway
+            self.page.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -749,6 +1026,7 @@ class Bench:
         self.raw["bare_python_s"] = sorted(bare)[1]
         self.raw["idle_rss_kb"] = self.gw.memory()[0]
         self.raw["tls_start_s"] = self.tls_gw.start_seconds
+        self.check_assembly()
         self.log(f"gateway start to first served request: {warm[1] * 1000:.0f} ms (median of "
                  f"{', '.join(f'{s * 1000:.0f}' for s in warm)}; the first start, compiling "
                  f"freeride.py, {starts[0] * 1000:.0f} ms; HTTPS upstream "
@@ -756,15 +1034,57 @@ class Bench:
                  f"{self.raw['bare_python_s'] * 1000:.0f} ms); idle RSS "
                  f"{self.raw['idle_rss_kb'] / 1024:.1f} MB")
 
+    def check_assembly(self):
+        """One plain chat request through the gateway: the answer must be the fake's plain
+        answer (assembled from its stream by a gateway that asks for one)."""
+        before = self.fake.stats()["chat"]
+        status, _, body = exchange_once(self.gw.port, chat_request())
+        after = self.fake.stats()["chat"]
+        want = json.loads(_chat_body())
+        try:
+            doc = json.loads(body)
+            got = (doc["choices"][0]["message"]["content"], doc["choices"][0]["finish_reason"],
+                   {k: doc.get("usage", {}).get(k) for k in ("prompt_tokens", "completion_tokens",
+                                                             "total_tokens")})
+        except (ValueError, KeyError, IndexError, TypeError):
+            got = None
+        expected = (want["choices"][0]["message"]["content"], "stop",
+                    {k: want["usage"][k] for k in ("prompt_tokens", "completion_tokens",
+                                                   "total_tokens")})
+        how = ("streamed with include_usage" if after["include_usage"] > before["include_usage"]
+               else "streamed" if after["streamed"] > before["streamed"] else "plain")
+        ok = status == 200 and got == expected
+        self.raw["assembly_check"] = {"upstream_request": how, "answer_matches": ok}
+        self.log(f"a plain chat request went upstream {how}; the gateway's answer "
+                 + ("matches the plain one (content, finish reason, usage)" if ok else
+                    f"DIFFERS from the plain one: status {status}, {body[:300]!r}"))
+
     def close(self):
-        for process in (self.tls_gw, self.gw, self.fake):
+        for process in (getattr(self, "fault_gw", None), self.tls_gw, self.gw, self.fake):
             if process is not None:
                 process.close()
         if getattr(self, "pycache", None):
             shutil.rmtree(self.pycache, ignore_errors=True)
 
     def failover_pairs(self):
-        return 40 if self.quick else 150
+        return 40 if self.quick else MAX_PAIRS
+
+    def open_pages(self):
+        """--page: a status page open on each gateway for the whole run, as a browser tab is:
+        its event stream read (and dropped) by a thread. Its idle cost is measured first."""
+        for gateway in (self.gw, self.tls_gw):
+            sock = connect(gateway.port)
+            sock.settimeout(None)  # the stream is silent but for a comment every 15 s
+            sock.sendall(b"GET /freeride/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            threading.Thread(target=lambda s=sock: all(iter(lambda: s.recv(65536), b"")),
+                             daemon=True).start()
+            gateway.page = sock
+        seconds = 1.0 if self.quick else 5.0
+        before = self.gw.cpu()
+        time.sleep(seconds)
+        self.raw["page_idle_cpu_ms_per_s"] = (self.gw.cpu() - before) * 1000 / seconds
+        self.log(f"a status page's event stream open on each gateway; idle, the gateway used "
+                 f"{self.raw['page_idle_cpu_ms_per_s']:.2f} ms of CPU per second")
 
     # -- non-streamed load ----------------------------------------------------------------------
     def measured(self, gateway, request, concurrency, duration):
@@ -776,6 +1096,9 @@ class Bench:
         after = self.fake.stats()
         run.opened = {k: after["connections"][k] - before["connections"][k]
                       for k in ("http", "https")}
+        run.shapes = {k: after["chat"][k] - before["chat"][k] for k in after["chat"]}
+        # A chat request the fake saw under a name other than the one sent: a failover
+        run.shapes["renamed"] = after["models"]["other"] - before["models"]["other"]
         return run
 
     def direct(self, request, concurrency, duration):
@@ -788,12 +1111,16 @@ class Bench:
     def non_streamed(self):
         rounds, duration = (1, 0.4) if self.quick else (2, 1.25)
         self.raw["load"] = {}
-        self.log("\nnon-streamed, closed loop, interleaved direct/gateway "
-                 f"({rounds} x {duration} s each):")
+        self.log("\nclosed loop, interleaved direct/gateway "
+                 f"({rounds} x {duration} s each); chat is a plain request (the gateway asks "
+                 "for it streamed and assembles it), streamed the same answer as a stream:")
         self.log(f"  {'':18} {'direct req/s':>12} {'gateway req/s':>13} {'ratio':>6}  "
                  f"{'p50 / p90 / p99 ms: direct':>29} | {'gateway':<22} {'CPU ms/req':>10}  "
                  f"{'upstream conns':>14}")
-        for kind, request in (("chat", chat_request()), ("embeddings", embed_request())):
+        kinds = (("chat", chat_request()), ("streamed", chat_request(stream=True)),
+                 ("embeddings", embed_request()))
+        shapes, asked = {}, 0
+        for kind, request in kinds:
             for c in (1, 8, 64):
                 direct, gateway = [], []
                 for r in range(rounds):
@@ -807,6 +1134,11 @@ class Bench:
                 g.cpu = sum(x.cpu for x in gateway)
                 d.cpu = sum(x.cpu for x in direct)
                 opened = sum(x.opened["http"] for x in gateway)
+                if kind == "chat":  # how the gateway's plain requests reached the fake
+                    for x in gateway:
+                        for k, v in x.shapes.items():
+                            shapes[k] = shapes.get(k, 0) + v
+                    asked += g.n
                 row = {"direct_rps": d.rps, "gateway_rps": g.rps,
                        "direct_ms": [d.pct(p) * 1000 for p in (50, 90, 99)],
                        "gateway_ms": [g.pct(p) * 1000 for p in (50, 90, 99)],
@@ -821,6 +1153,13 @@ class Bench:
                          f"{'/'.join(f'{x:.2f}' for x in row['gateway_ms']):<22} "
                          f"{row['gateway_cpu_ms_per_req']:10.3f}  {opened:>14}"
                          + (f"  ERRORS {row['errors']}" if row["errors"] else ""))
+        self.raw["plain_upstream_shapes"] = dict(shapes, client_requests=asked)
+        self.log(f"  the gateway's {asked} plain chat requests reached the fake as: "
+                 f"{shapes.get('plain', 0)} plain, {shapes.get('streamed', 0)} streamed "
+                 f"({shapes.get('include_usage', 0)} with stream_options.include_usage)"
+                 + (f"; WARNING: {shapes['renamed']} under another provider's model name "
+                    "(the gateway failed over or throttled a key)" if shapes.get("renamed")
+                    else ""))
 
     def https(self):
         rounds, duration = (1, 0.4) if self.quick else (2, 1.25)
@@ -965,23 +1304,109 @@ class Bench:
         direct_sock.close()
         p50 = {k: percentile(sorted(v), 50) * 1000 for k, v in times.items()}
         limited = after["rate_limited"] - before["rate_limited"] - pairs  # minus direct_429
+        # Each name must reach the fake as sent (not resolved to a default model): ok-N once,
+        # fail-N twice (the 429, then the next key).
+        names = {k: after["models"][k] - before["models"][k] for k in ("ok-", "fail-")}
         self.raw["failover"] = {
             "pairs": pairs, "failed": bad, "upstream_429s": limited, "p50_ms": p50,
             "added_ms": p50["fail"] - p50["ok"],
             "extra_round_trip_ms": p50["direct_429"],
             "upstream_connections_opened": after["connections"]["http"]
-            - before["connections"]["http"]}
+            - before["connections"]["http"], "upstream_requests_by_name": names}
         self.log(f"\nfailover, {pairs} pairs interleaved: p50 healthy {p50['ok']:.3f} ms, "
                  f"429-then-200 {p50['fail']:.3f} ms (added {p50['fail'] - p50['ok']:.3f} ms; "
                  f"a direct 429 round trip is {p50['direct_429']:.3f} ms); upstream 429s "
                  f"{limited} (expected {pairs}); upstream connections opened "
                  f"{self.raw['failover']['upstream_connections_opened']}"
                  + (f"  FAILED {bad}" if bad else ""))
+        self.log(f"  requests reaching the fake by name: ok-N {names['ok-']} (expected {pairs}), "
+                 f"fail-N {names['fail-']} (expected {2 * pairs})"
+                 + ("" if names == {"ok-": pairs, "fail-": 2 * pairs} else
+                    "  MISMATCH: names did not reach the fake as sent"))
+
+    # -- a hung provider beside a healthy one (issue 16) ---------------------------------------
+    def faults(self):
+        """Groq's route points at the fake's "hangs" port (it hangs on HANG_SHARE of its
+        requests, in turn before the head, after the head, after some content; otherwise it
+        answers like the healthy one), NVIDIA's at "healthy" (first content after 300 ms, 20
+        events 20 ms apart). Both serve the fault- models, groq listed first; every deadline
+        is FAULT_DEADLINE_S. A timeout cools that model on the hanging provider (UPSTREAM
+        backoff), so the requests after it go to the healthy one until the cooldown ends:
+        how many each provider served is shown. One model per run, so each starts uncooled.
+        The same request sent directly to the healthy provider, at the same time, is the
+        reference."""
+        seq, conc = (8, 16) if self.quick else (24, 48)
+        url = {k: f"http://{HOST}:{self.fake.ports[k]}/v1" for k in ("hangs", "healthy")}
+        deadline = str(FAULT_DEADLINE_S)
+        self.fault_gw = GatewayProcess(url["hangs"], self.pycache, {
+            "GROQ_API_KEY": "bench-hangs", "GROQ_BASE_URL": url["hangs"],
+            "NVIDIA_API_KEY": "bench-healthy", "NVIDIA_BASE_URL": url["healthy"],
+            "GROQ_FREE_MODELS_OVERRIDE": ",".join(fault_models()),
+            "NVIDIA_NIM_FREE_MODELS_OVERRIDE": ",".join(fault_models()),
+            "FREERIDE_FIRST_BYTE_TIMEOUT": deadline, "FREERIDE_FIRST_CONTENT_TIMEOUT": deadline,
+            "FREERIDE_IDLE_TIMEOUT": deadline})
+        self.raw["faults"] = {}
+        self.log(f"\na provider that hangs on {HANG_SHARE:.0%} of its requests (in turn: before "
+                 "the head, after the head, after some content), listed first, beside a healthy "
+                 f"one (first content after {REALISTIC['bench_first_ms']} ms, "
+                 f"{REALISTIC['bench_events']} events {REALISTIC['bench_gap_ms']} ms apart); "
+                 f"every deadline {deadline} s; direct = the same request to the healthy one, at "
+                 "the same time; seconds, p50/p95/max (first token of a plain answer: its "
+                 "first byte):")
+        self.log(f"  {'':12} {'n':>3}  {'total: gateway':>20} {'direct':>16}   "
+                 f"{'first token: gateway':>20} {'direct':>16}   served by (hangs/healthy), "
+                 "hangs met")
+        for kind in ("plain", "streamed"):
+            for c, n in ((1, seq), (8, conc)):
+                model = f"fault-{kind}-{c}"
+                request = chat_request(model, **REALISTIC,
+                                       **({"stream": True} if kind == "streamed" else {}))
+                before = self.fake.stats()
+                records = timed_exchanges({"gateway": (self.fault_gw.port, request),
+                                           "direct": (self.fake.ports["healthy"], request)},
+                                          c, n)
+                after = self.fake.stats()
+                row = {}
+                for side, recs in records.items():
+                    totals = sorted(r["total"] for r in recs)
+                    firsts = sorted(r["first"] for r in recs
+                                    if r["outcome"] == "ok" and r["first"] is not None)
+                    row[side] = {
+                        "requests": len(recs),
+                        "total_s": [percentile(totals, p) for p in (50, 95, 100)],
+                        "first_s": [percentile(firsts, p) for p in (50, 95, 100)],
+                        "outcomes": {o: sum(r["outcome"] == o for r in recs)
+                                     for o in sorted({r["outcome"] for r in recs})},
+                        "served_by": {p: sum(r["provider"] == p for r in recs)
+                                      for p in sorted({str(r["provider"]) for r in recs})}}
+                hangs = {m: after["hangs"][m] - before["hangs"][m] for m in HANG_MODES}
+                upstream = {"hangs": after["hangs"]["requests"] - before["hangs"]["requests"],
+                            "healthy": after["healthy"]["requests"] - before["healthy"]["requests"]
+                            - len(records["direct"])}
+                row["upstream_attempts"], row["hung"] = upstream, hangs
+                self.raw["faults"][f"{kind} c={c}"] = row
+                g, d = row["gateway"], row["direct"]
+                failed = {side: sum(v for o, v in row[side]["outcomes"].items() if o != "ok")
+                          for side in ("gateway", "direct")}
+                fmt = lambda xs: "/".join(f"{x:.2f}" for x in xs)  # noqa: E731
+                served = f"{g['served_by'].get('groq', 0)}/{g['served_by'].get('nvidia', 0)}"
+                self.log(f"  {kind + ' c=' + str(c):12} {n:>3}  {fmt(g['total_s']):>20} "
+                         f"{fmt(d['total_s']):>16}   {fmt(g['first_s']):>20} "
+                         f"{fmt(d['first_s']):>16}   {served:>7} (upstream attempts "
+                         f"{upstream['hangs']}/{upstream['healthy']}), hung "
+                         f"{sum(hangs.values())} ("
+                         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in hangs.items() if v)
+                         + ")"
+                         + "".join(f"  {side.upper()} FAILED {failed[side]}: "
+                                   f"{row[side]['outcomes']}" for side in failed if failed[side]))
 
     def peak(self):
         self.raw["peak_rss_kb"] = self.gw.memory()[1]
         self.raw["tls_peak_rss_kb"] = self.tls_gw.memory()[1]
-        for name, g in (("gateway", self.gw), ("HTTPS gateway", self.tls_gw)):
+        for name, g in (("gateway", self.gw), ("HTTPS gateway", self.tls_gw),
+                        ("fault-phase gateway", getattr(self, "fault_gw", None))):
+            if g is None:
+                continue
             errors = g.errors().strip()
             if errors:
                 self.log(f"\n{name} stderr:\n{errors}")
@@ -1019,6 +1444,12 @@ class Bench:
             ("start to first served request", "<= 0.15 s",
              r["start_s"][len(r["start_s"]) // 2], "{:.3f} s", "le", 0.15),
         ]
+        if "faults" in r:  # a hang costs one deadline, then the healthy provider's own time
+            worst = max(f["gateway"]["total_s"][2] - f["direct"]["total_s"][2]
+                        for f in r["faults"].values())
+            rows.append(("hung provider: max total - direct max",
+                         f"<= {FAULT_DEADLINE_S} s + 0.25", worst, "{:.2f} s", "le",
+                         FAULT_DEADLINE_S + 0.25))
         r["table"] = []
         width = max(len(row[0]) for row in rows)
         self.log(f"\n{'figure':<{width}}  {'target':<16} {'measured':>14}  result")
@@ -1068,8 +1499,10 @@ def machine():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark FreeRide against a fake upstream.")
-    parser.add_argument("--quick", action="store_true", help="a ~15 s smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
+    parser.add_argument("--page", action="store_true",
+                        help="with a status page's event stream open on each gateway")
     parser.add_argument("--upstream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.upstream:
@@ -1083,12 +1516,15 @@ def main(argv=None):
     bench.log(f"FreeRide benchmark{' (quick)' if args.quick else ''} on {machine()}")
     try:
         bench.start()
+        if args.page:
+            bench.open_pages()
         bench.ttfb()
         bench.relay()
         bench.many_streams()
         bench.non_streamed()
         bench.https()
         bench.failover()
+        bench.faults()
         bench.peak()
         bench.table()
     finally:

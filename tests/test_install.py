@@ -57,6 +57,7 @@ class InstallScriptTest(unittest.TestCase):
         self.assertIn("--interval", help_.stdout)
         with zipfile.ZipFile(self.prefix / "lib/freeride/freeride.pyz") as archive:
             self.assertIn("freeride.py", archive.namelist())
+            self.assertIn("dashboard/index.html", archive.namelist())
         installed = snapshot(self.prefix)
 
         second = self.install()
@@ -204,7 +205,8 @@ class InstallScriptTest(unittest.TestCase):
 
 BUILD_INPUTS = ["pyproject.toml", "README.md", "build_backend.py", "install.sh", "freeride.py",
                 *sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py")),
-                *sorted(f"agents/{p.name}" for p in (ROOT / "agents").glob("*.py"))]
+                *sorted(f"agents/{p.name}" for p in (ROOT / "agents").glob("*.py")),
+                *sorted(f"dashboard/{p.name}" for p in (ROOT / "dashboard").iterdir())]
 WHEEL_FILES = ["freeride.py", *BUILD_INPUTS[5:]]
 
 

@@ -17,7 +17,9 @@ from tests.test_cli import ServeProcess
 
 PROVIDER_FILES = sorted(f"providers/{p.name}" for p in (ROOT / "providers").glob("*.py"))
 AGENT_FILES = sorted(f"agents/{p.name}" for p in (ROOT / "agents").glob("*.py"))
-PYZ_FILES = sorted(["__main__.py", "freeride.py", *PROVIDER_FILES, *AGENT_FILES])
+DASHBOARD_FILES = sorted(f"dashboard/{name}" for name in freeride.DASHBOARD_FILES)
+PYZ_FILES = sorted(["__main__.py", "freeride.py", *PROVIDER_FILES, *AGENT_FILES,
+                    *DASHBOARD_FILES])
 
 
 def pack(output, *command):
@@ -84,10 +86,10 @@ class PyzTest(unittest.TestCase):
             self.assertEqual(info.external_attr >> 16, 0o100644, info.filename)
             self.assertEqual(info.compress_type, zipfile.ZIP_DEFLATED, info.filename)
 
-    def test_it_holds_freeride_the_providers_the_agents_and_a_main_returning_the_exit_code(self):
+    def test_it_holds_freeride_the_providers_the_agents_the_page_and_a_main_returning_the_exit_code(self):
         with zipfile.ZipFile(self.built) as archive:
             names = archive.namelist()
-            self.assertEqual(names, PYZ_FILES)
+            self.assertEqual(sorted(names), PYZ_FILES)
             for name in names[1:]:
                 self.assertEqual(archive.read(name), (ROOT / name).read_bytes(), name)
             main = archive.read("__main__.py").decode()
