@@ -67,6 +67,10 @@ How each figure is taken:
                      through GROQ_FREE_MODELS_OVERRIDE and the fake's catalog lists them; the
                      fake counts the names it receives, so a name resolved to another model
                      would show (ok-N once each, fail-N twice each)
+  yield              (issue 15) in-process fakes with a fixed free budget per key (Groq and
+                     Mistral report what is left in headers, OpenRouter is counted), spent by
+                     sequential and concurrent requests: upstream calls per answer and the
+                     share of the capacity served
   hung provider      (issue 16) groq on "hangs": for fault- models it hangs on 30 % of its
                      requests (the 2nd, 5th, 8th of every 10 per model), in turn before the
                      head, after the head, after some content, holding the connection until
@@ -924,6 +928,9 @@ class GatewayProcess:
         # where the provider's headers do not say, are lifted: the fake has none.
         env = child_env({"FREERIDE_HOME": self.home, "FREERIDE_PROVIDERS": "groq,nvidia",
                          "FREERIDE_LOCAL": "0", "FREERIDE_LIMITS": UNLIMITED,
+                         # Groq's module no longer lists CHAT_MODEL: named here, groq serves
+                         # it from the first request, not only once its catalog is fetched.
+                         "GROQ_FREE_MODELS_OVERRIDE": CHAT_MODEL,
                          "GROQ_API_KEY": '["bench-a","bench-b"]', "GROQ_BASE_URL": upstream_url,
                          "NVIDIA_API_KEY": "bench", "NVIDIA_BASE_URL": upstream_url,
                          "PYTHONPYCACHEPREFIX": pycache, **(extra or {})})
@@ -1003,8 +1010,9 @@ class Bench:
         # Bytecode is cached outside the checkout, as an installed FreeRide's is; the first
         # gateway compiles it (a cold start), the next ones load it.
         self.pycache = tempfile.mkdtemp(prefix="freeride-bench-pyc-")
-        failover_models = ",".join(f"{kind}-{i}" for i in range(self.failover_pairs())
-                                   for kind in ("fail", "ok"))
+        failover_models = ",".join([CHAT_MODEL] + [f"{kind}-{i}" for i in
+                                                   range(self.failover_pairs())
+                                                   for kind in ("fail", "ok")])
         starts = []
         for _ in range(3):  # throwaway gateways: only their start time counts
             g = GatewayProcess(self.http_url, self.pycache)
@@ -1341,7 +1349,7 @@ class Bench:
         self.fault_gw = GatewayProcess(url["hangs"], self.pycache, {
             "GROQ_API_KEY": "bench-hangs", "GROQ_BASE_URL": url["hangs"],
             "NVIDIA_API_KEY": "bench-healthy", "NVIDIA_BASE_URL": url["healthy"],
-            "GROQ_FREE_MODELS_OVERRIDE": ",".join(fault_models()),
+            "GROQ_FREE_MODELS_OVERRIDE": ",".join([CHAT_MODEL] + fault_models()),
             "NVIDIA_NIM_FREE_MODELS_OVERRIDE": ",".join(fault_models()),
             "FREERIDE_FIRST_BYTE_TIMEOUT": deadline, "FREERIDE_FIRST_CONTENT_TIMEOUT": deadline,
             "FREERIDE_IDLE_TIMEOUT": deadline})
@@ -1497,6 +1505,89 @@ def machine():
             f"Python {sys.version.split()[0]}")
 
 
+def yield_phase(quick=False):
+    """Issue 15's yield: a fixed budget of fake free quota across providers and keys, spent by
+    sequential and concurrent requests until the gateway says 429; prints the upstream calls
+    per successful answer (target <= 1.02 where providers report what is left) and the share
+    of the capacity served (target: all of it). In-process fakes; the gateway on loopback."""
+    import concurrent.futures
+    import http.client
+    import freeride
+    from tests import fakes
+
+    budget = {"groq": (2, 40), "mistral": (2, 30), "openrouter": (2, 25)}  # keys, requests each
+    if quick:
+        budget = {name: (keys, n // 2) for name, (keys, n) in budget.items()}
+
+    def quota(name, budget_left, lock):
+        def answer(request):  # each key's own budget; Groq and Mistral report it, OpenRouter not
+            with lock:
+                left = budget_left[request.key] = budget_left.get(request.key, budget[name][1]) - 1
+            if left < 0:
+                return fakes.error("groq", "daily_rpd") if name == "groq" else fakes.Reply(
+                    429, None, {"error": {"message": "Rate limit exceeded: free-models-per-day",
+                                          "code": 429}})
+            reply = fakes.chat_ok("ok")
+            if name == "groq":
+                reply.headers.update({"x-ratelimit-limit-requests": str(budget[name][1]),
+                                      "x-ratelimit-remaining-requests": str(left),
+                                      "x-ratelimit-reset-requests": "6h"})
+            elif name == "mistral":
+                reply.headers.update({"x-ratelimit-limit-req-minute": str(budget[name][1]),
+                                      "x-ratelimit-remaining-req-minute": str(left)})
+            return reply
+        return answer
+
+    print("\nyield: a fixed budget of free quota "
+          + ", ".join(f"{n} {k} keys x {r}" for n, (k, r) in budget.items()))
+    for concurrency in (1, 8):
+        home = tempfile.mkdtemp(prefix="freeride-yield-")
+        upstreams, env = {}, {"FREERIDE_HOME": home, "FREERIDE_LOCAL": "0", "FREERIDE_CATALOGS": "0",
+                              "FREERIDE_PROVIDERS": ",".join(budget), "FREERIDE_EVENTS": "0",
+                              # OpenRouter reports nothing on success: its day is counted locally
+                              "FREERIDE_LIMITS": '{"openrouter": {"requests/day": %d, '
+                                                 '"requests/minute": 100000}, "groq": '
+                                                 '{"requests/minute": 100000}}' % budget["openrouter"][1]}
+        lock = threading.Lock()
+        for name, (keys, _) in budget.items():
+            cls = freeride.providers.REGISTRY[name]
+            fake = fakes.FakeUpstream(name).start()
+            fake.default(quota(name, {}, lock))
+            upstreams[name] = fake
+            env[cls.key_vars[0]] = json.dumps([f"{name}-{i}" for i in range(keys)])
+            env[cls.base_url_var or f"{name.upper()}_BASE_URL"] = fake.url
+        gateway = freeride.Gateway(freeride.Config(env=env, port=0)).start()
+        capacity = sum(k * n for k, n in budget.values())
+
+        def one(_):
+            conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+            try:
+                conn.request("POST", "/v1/chat/completions", json.dumps(
+                    {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}),
+                    {"Content-Type": "application/json"})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+                statuses = list(pool.map(one, range(capacity + 20)))
+        finally:
+            gateway.close()
+            for fake in upstreams.values():
+                fake.close()
+            shutil.rmtree(home, True)
+        served = statuses.count(200)
+        calls = sum(len([r for r in f.requests if r.path.endswith("/chat/completions")])
+                    for f in upstreams.values())
+        reported = sum(len([r for r in upstreams[n].requests if r.path.endswith("/completions")])
+                       for n in ("groq", "mistral"))
+        print(f"  c={concurrency}: served {served}/{capacity} of the capacity "
+              f"({100 * served / capacity:.0f} %), {calls} upstream calls, "
+              f"{calls / max(served, 1):.3f} per answer (target <= 1.02 where providers "
+              f"report what is left); then {statuses.count(429)} x 429, "
+              f"{len(statuses) - served - statuses.count(429)} other")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark FreeRide against a fake upstream.")
     parser.add_argument("--quick", action="store_true", help="a ~40 s smoke run")
@@ -1525,6 +1616,7 @@ def main(argv=None):
         bench.https()
         bench.failover()
         bench.faults()
+        yield_phase(args.quick)
         bench.peak()
         bench.table()
     finally:
