@@ -784,7 +784,8 @@ class Catalogs:
     """Each provider's live free models, so that routing follows what is served today.
 
     A background thread fetches every catalog at start and then every FREERIDE_CATALOG_TTL
-    seconds (a failed fetch is tried again within minutes) and probes local servers every
+    seconds (a failed fetch is tried again within minutes), with each key's usage endpoint
+    where a provider has one (its free limits, for the ledger), and probes local servers every
     FREERIDE_LOCAL_PROBE seconds; nothing here runs on a request's path. What it learns becomes each Route's Offer. The
     catalogs are cached in catalogs.json, so a restart or an offline start has them. A model
     a provider answers as gone (404, 410, decommissioned) is dropped for every key until a
@@ -875,18 +876,31 @@ class Catalogs:
         timeout = min(self.config.connect_timeout, 2.0) if provider.local_server \
             else self.config.connect_timeout + 10
         try:
-            status, body = self.pool.get(provider.catalog_url(key.account),
-                                         provider.headers(key.secret), timeout, 8 * MiB)
-            if status != 200:
+            doc = self._get(route, key, provider.catalog_url(key.account), timeout)
+            if doc is None:
                 return None
-            doc = json.loads(body)
             models, embeddings = provider.catalog(doc), provider.catalog_embeddings(doc)
-            # A hosted catalog with no free chat model in it says nothing we can route on
-            # (a glitch, a changed shape): keep what was known. A local server that answers
-            # is up, whatever it has loaded.
-            return (models, embeddings) if models or provider.local_server else None
-        except (UpstreamFailure, ValueError, TypeError, AttributeError, RecursionError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             return None
+        # A hosted catalog with no free chat model in it says nothing we can route on (a
+        # glitch, a changed shape): keep what was known. A local server that answers is up,
+        # whatever it has loaded.
+        return (models, embeddings) if models or provider.local_server else None
+
+    def _get(self, route, key, url, timeout):
+        """A JSON answer of a provider's free GET (its catalog, its usage), or None."""
+        try:
+            status, body = self.pool.get(url, route.provider.headers(key.secret), timeout,
+                                         8 * MiB)
+            return json.loads(body) if status == 200 else None
+        except (UpstreamFailure, ValueError, RecursionError):
+            return None
+
+    def age(self, name):
+        """Seconds since a route's cached catalog was fetched; None when none is fresh (never
+        fetched, older than the TTL, or fetched "in the future": a clock set back)."""
+        age = time.time() - self.listed.get(name, (-1e18,))[0]
+        return age if 0 <= age < self.config.catalog_ttl else None
 
     def refresh(self, route):
         """Fetch (or probe) one route now and apply what it says; True if it answered."""
@@ -894,15 +908,11 @@ class Catalogs:
         found = self.fetch(route)
         models, embeddings = found or (None, {})
         for key in route.keys if self.ledger is not None and route.provider.usage_url() else ():
-            try:  # what each key's own usage endpoint says of its free limits (OpenRouter's)
-                status, body = self.pool.get(route.provider.usage_url(key.account),
-                                             route.provider.headers(key.secret),
-                                             self.config.connect_timeout + 10, 1 * MiB)
-                if status == 200:
-                    self.ledger.learned[(route.name, key.id)] = route.provider.usage(
-                        json.loads(body))
-            except (UpstreamFailure, ValueError, TypeError, AttributeError, RecursionError):
-                pass
+            # what each key's own usage endpoint says of its free limits (OpenRouter's)
+            doc = self._get(route, key, route.provider.usage_url(key.account),
+                            self.config.connect_timeout + 10)
+            if doc is not None:
+                self.ledger.learned[(route.name, key.id)] = route.provider.usage(doc)
         with self.lock:
             self.fetching.discard(route.name)
             self.wake.notify()
@@ -929,9 +939,8 @@ class Catalogs:
 
     def refresh_all(self, stale_only=False):
         """Fetch every route's catalog at once, in parallel (the CLI's `list`, `doctor`)."""
-        now = time.time()
         todo = [r for r in self.routes.values() if not stale_only or r.provider.local_server
-                or not (0 <= now - self.listed.get(r.name, (-1e18,))[0] < self.config.catalog_ttl)]
+                or self.age(r.name) is None]
         threads = [threading.Thread(target=self.refresh, args=(r,), daemon=True) for r in todo]
         for t in threads:
             t.start()
@@ -945,10 +954,8 @@ class Catalogs:
         if watched and self.thread is None:
             now = time.monotonic()
             for name, route in watched.items():  # a fresh cached catalog waits its turn
-                fetched = self.listed.get(name, (0,))[0]
-                age = time.time() - fetched
-                self.due[name] = now if route.provider.local_server or not \
-                    0 <= age < self.config.catalog_ttl else now + self.config.catalog_ttl - age
+                age = None if route.provider.local_server else self.age(name)
+                self.due[name] = now if age is None else now + self.config.catalog_ttl - age
             self.thread = threading.Thread(target=self._run, name="freeride-catalogs",
                                            daemon=True)
             self.thread.start()
