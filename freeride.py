@@ -20,8 +20,8 @@ The file reads top to bottom in the order data flows, one banner per part:
   dialects  translations onto that one walk: chat completions (passed through), the
             Anthropic Messages API (Claude Code) and the OpenAI Responses API (Codex)
   pack      the single-file build (freeride.pyz), made from the code that is running
-  bind      the glue of the agent commands (bind, unbind, and OpenClaw's auto, rotate,
-            watcher), which run in agents/ and import it only then
+  bind      the glue of the agent commands (run, bind, unbind, and OpenClaw's auto,
+            rotate, watcher), which run in agents/ and import it only then
   cli       argparse subcommands
 
 Two packages sit beside this file, the two sides of the gateway: providers/ upstream (data
@@ -50,12 +50,10 @@ import random
 import re
 import select
 import selectors
-import shutil
 import signal
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -4669,9 +4667,8 @@ class ResponsesEncoder(BlockEncoder):
 
 # The zipapp is made from the modules that are running, read back through their loaders, so
 # `pack` works the same from a checkout, an installed copy or a freeride.pyz (which re-packs
-# itself byte for byte). Fixed order, timestamps, permissions and compression level make the
-# same sources give the same bytes.
-PYZ_SHEBANG = b"#!/usr/bin/env python3\n"
+# itself byte for byte). Fixed order, timestamps (1980, the earliest a zip entry can carry),
+# permissions and compression level make the same sources give the same bytes.
 PYZ_MAIN = b"""\
 # FreeRide in one file, written by `freeride pack`. Run: python3 freeride.pyz serve
 import sys
@@ -4680,8 +4677,6 @@ import freeride
 
 sys.exit(freeride.main())
 """
-PYZ_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
-PYZ_LEVEL = 9
 
 
 def source_of(module):
@@ -4718,14 +4713,14 @@ def pyz_sources():
 def build_pyz(files):
     """The bytes of an executable zipapp holding files, the same for the same files."""
     out = io.BytesIO()
-    out.write(PYZ_SHEBANG)
+    out.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(out, "w") as archive:
         for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=PYZ_DATE)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.create_system = 3  # unix, so external_attr holds the mode on every platform
             info.external_attr = 0o100644 << 16  # -rw-r--r--
             archive.writestr(info, files[name], compress_type=zipfile.ZIP_DEFLATED,
-                             compresslevel=PYZ_LEVEL)
+                             compresslevel=9)
     return out.getvalue()
 
 
@@ -4744,15 +4739,13 @@ def cmd_pack(args, config):
 # =============================================================================================
 # bind
 # =============================================================================================
-# The agent side: `bind` and `unbind` write the gateway into the config files of the agents
-# that use it, and `auto`, `rotate` and `watcher` keep OpenClaw's models working. All of it
-# lives in the agents/ package, beside providers/: the contract and the registry, one module
-# per agent, the YAML, TOML and JSON editors, backups and what unbind restores. This section
-# is the glue: each command's line in `freeride --help` here, everything else there, imported
-# only when an agent command runs, so that the gateway (`serve` and every request) never
-# imports agents/.
+# The agent side lives in agents/, beside providers/: `run` starts an agent pointed at the
+# gateway, `bind` and `unbind` write the gateway into agents' config files, `auto`, `rotate`
+# and `watcher` keep OpenClaw's models working. This is the glue: each command's line in
+# `freeride --help`; agents/ is imported only when one runs, so `serve` never imports it.
 
 AGENT_COMMANDS = {
+    "run": "run an agent through the gateway, changing no file",
     "bind": "write the gateway into an agent's own config file",
     "unbind": "restore an agent's config file as it was before the first bind",
     "auto": "OpenClaw: set the primary model and fallbacks",
@@ -4762,9 +4755,8 @@ AGENT_COMMANDS = {
 
 
 def _agents():
-    """The agents package, imported on first use. It imports this module as `freeride`: run
-    as a script this module is __main__, so it is registered under that name first, rather
-    than loaded a second time."""
+    """The agents package, imported on first use. It imports this module as `freeride`, which
+    is registered first under that name (run as a script, this module is __main__)."""
     sys.modules.setdefault("freeride", sys.modules[__name__])
     import agents
     return agents
@@ -4772,8 +4764,7 @@ def _agents():
 
 def __getattr__(name):
     """freeride.YamlDocument, freeride.AGENTS and the agent side's other names, which lived in
-    this file before agents/ (#19), found there for code that still asks for them here. Only
-    names this module lacks come here, and the gateway asks for none."""
+    this file before agents/ (#19), found there for code that still asks for them here."""
     if not name.startswith("__"):
         _agents()
         for module in sorted(sys.modules):
@@ -4783,20 +4774,14 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def cmd_agent(args, config):
-    """bind, unbind, auto, rotate or watcher, run by agents/."""
-    return _agents().commands.run(args, config)
-
-
 def watcher_main(argv=None):
     """The `freeride-watcher` console script: `freeride watcher` under its own name."""
     return main(["watcher", *(sys.argv[1:] if argv is None else argv)])
 
 
 class AgentCommand(argparse.ArgumentParser):
-    """The parser of an agent command. agents/ gives it its description and arguments the
-    first time it parses or shows its help: building the parser, for `serve` too, imports
-    nothing of agents/."""
+    """The parser of an agent command, given its description and arguments by agents/ the first
+    time it parses or shows its help (building the parser imports nothing of agents/)."""
 
     def __init__(self, command, **kwargs):
         super().__init__(**kwargs)
@@ -4821,12 +4806,13 @@ class AgentCommand(argparse.ArgumentParser):
 
 
 def add_agent_commands(commands):
-    """The agent commands on build_parser's subparsers: each one's help line, and an
-    AgentCommand in place of the parser add_parser made."""
+    """Each agent command on build_parser's subparsers: its help line, and an AgentCommand in
+    place of the parser add_parser made."""
     for name, summary in AGENT_COMMANDS.items():
         prog = commands.add_parser(name, help=summary).prog
         commands.choices[name] = AgentCommand(name, prog=prog)
-        commands.choices[name].set_defaults(run=cmd_agent)
+        commands.choices[name].set_defaults(run=lambda args, config: _agents().commands.run(
+            args, config))
 
 
 # =============================================================================================
@@ -4888,21 +4874,14 @@ def cmd_serve(args, config):
     if local:
         print("  local servers, the last resort (used while they answer): "
               + ", ".join(f"{r.name} {r.provider.base_url}" for r in local))
-    print(f"  status page: {url}/ (freeride open)")
-    print("  point any OpenAI-compatible agent at:")
-    print(f"    export OPENAI_BASE_URL={url}/v1")
-    print(f"    export OPENAI_API_BASE={url}/v1")
-    print("    export OPENAI_API_KEY=any")
-    sys.stdout.flush()
+    print(f"  status page: {url}/ (freeride open)\n  point any OpenAI-compatible agent at:\n"
+          f"    export OPENAI_BASE_URL={url}/v1\n    export OPENAI_API_BASE={url}/v1\n"
+          "    export OPENAI_API_KEY=any", flush=True)
     settings = read_settings(config.home)
-    beacon = None
     if settings.get("telemetry") is True and config.telemetry_url:
-        beacon = Telemetry(gateway, settings)
-        beacon.start()
+        Telemetry(gateway, settings).start()  # a daemon thread: it ends with the process
     gateway.start()
     wait_for_stop()
-    if beacon is not None:
-        beacon.stopped.set()
     print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
     gateway.close(grace=GRACE_SECONDS)
     return 0
@@ -4946,10 +4925,6 @@ PER = {"minute": "this minute", "hour": "this hour", "day": "today", "month": "t
 def fmt_ms(ms):
     """'312ms', '4.2s'."""
     return f"{ms}ms" if ms < 1000 else f"{ms / 1000:.1f}s"
-
-
-def fmt_utc(epoch):
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 class Paint:
@@ -5014,8 +4989,9 @@ def cmd_status(args, config):
             who = "all keys" if c["key"] == "*" else (f"k{c['key']}" if isinstance(c["key"], int)
                                                        else f"key {c['key']}")
             what = "" if c["model"] == "*" else f" {c['model']}"
-            print(f"  {who}{what}  {paint('yellow', c['class'])} until {fmt_utc(c['until'])} "
-                  f"(in {fmt_seconds(c['until'] - now)}){': ' + c['reason'] if c['reason'] else ''}")
+            until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(c["until"]))
+            print(f"  {who}{what}  {paint('yellow', c['class'])} until {until} (in "
+                  f"{fmt_seconds(c['until'] - now)}){': ' + c['reason'] if c['reason'] else ''}")
         if not p["cooling"]:
             print(f"  {paint('green', 'no key cooling')}")
         for q in p.get("quota", ()):
@@ -5336,74 +5312,6 @@ def _doctor_key(route, key, pool, line):
         line("warn", f"{label}: unexpected answer {status} from the key check")
 
 
-# -- run --------------------------------------------------------------------------------------
-
-RUNS = ("claude", "codex", "aider", "llm")  # the agents `freeride run` knows by name
-
-
-def cmd_run(args, config):
-    """Run an agent pointed at the gateway, changing no file; start a gateway for its
-    lifetime if none answers. The agent owns the terminal and its exit status is ours."""
-    known = _agents().REGISTRY.get(args.agent) if args.agent in RUNS else None
-    agent = known() if known else _agents().Agent()  # any command: the OpenAI variables
-    command = list(args.agent_args)
-    if known is None:
-        command.insert(0, args.agent)  # `freeride run mytool ...` as `run -- mytool ...`
-    env_template, extra, install = agent.run_env, agent.run_args, agent.install
-    program = args.agent if known else (command[0] if command else "")
-    if not program or shutil.which(program) is None:
-        hint = f"; install it with: {install}" if install else ""
-        print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
-        return 127
-    root = config.url if config.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{config.port}"
-    values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
-    env = dict(os.environ, **{k: v.format(**values) for k, v in env_template.items()})
-    argv = [program, *[a.replace("{url}", values["url"]) for a in extra], *command] \
-        if known else command
-    gateway, health = None, fetch_local(root, "/health")
-    if health is None:
-        gateway = start_gateway(config)
-        health = fetch_local(root, "/health")
-        if health is None:
-            print(f"freeride: could not start a gateway at {root} (see "
-                  f"{config.home / 'serve.log'})", file=sys.stderr)
-            return 1
-    if not args.quiet:
-        print(f"freeride: {program} through {root} ({len(health.get('providers', []))} "
-              "providers)", file=sys.stderr, flush=True)
-    try:
-        child = subprocess.Popen(argv, env=env)
-    except OSError as e:
-        print(f"freeride: cannot run {program}: {e.strerror}", file=sys.stderr)
-        return 127
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends Ctrl-C to the agent itself
-    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
-    try:
-        code = child.wait()
-    finally:
-        if gateway is not None:
-            gateway.terminate()
-            try:
-                gateway.wait(GRACE_SECONDS + 5)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-    return code if code >= 0 else 128 - code
-
-
-def start_gateway(config):
-    """`freeride serve` in the background, its output to serve.log; waits until it answers."""
-    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(config.home / "serve.log", "ab") as log:  # argv[0]: this script, pyz or launcher
-        process = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "serve"],
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   start_new_session=True)
-    for _ in range(100):  # 10 s at most
-        if fetch_local(config.url, "/health", 0.5) is not None or process.poll() is not None:
-            break
-        time.sleep(0.1)
-    return process
-
-
 # -- telemetry --------------------------------------------------------------------------------
 
 def read_settings(home):
@@ -5460,11 +5368,11 @@ class Telemetry(threading.Thread):
     def __init__(self, gateway, settings):
         super().__init__(name="freeride-telemetry", daemon=True)
         self.gateway, self.settings = gateway, settings
-        self.stopped = threading.Event()
 
     def run(self):
         config = self.gateway.config
-        while not self.stopped.wait(config.telemetry_interval):
+        while True:
+            time.sleep(config.telemetry_interval)
             payload = telemetry_payload(config, self.settings, time.time() - self.gateway.started)
             request = urllib.request.Request(config.telemetry_url, json.dumps(payload).encode(),
                                              {"Content-Type": "application/json"})
@@ -5550,15 +5458,6 @@ def build_parser():
                       help="where to write it (default ./freeride.pyz; a directory gets "
                       "freeride.pyz inside)")
     pack.set_defaults(run=cmd_pack, needs_config=False)
-    run = commands.add_parser(
-        "run", help="run an agent through the gateway, changing no file",
-        description="Run claude, codex, aider, llm (or `-- any command`) with the environment "
-        "that points it at FreeRide; a gateway is started for its lifetime if none answers. "
-        "The agent's arguments follow its name; its exit status is run's.")
-    run.add_argument("agent", help="claude, codex, aider, llm, or -- then any command")
-    run.add_argument("agent_args", nargs=argparse.REMAINDER, help="the agent's own arguments")
-    run.add_argument("--quiet", action="store_true", help="print nothing before the agent starts")
-    run.set_defaults(run=cmd_run)
     add_agent_commands(commands)
     return parser
 

@@ -1,6 +1,7 @@
-"""The agent commands: bind and unbind, the same for every agent in the registry, and the
-description and arguments of each agent command (put on its parser by freeride.AgentCommand
-the first time the command is used). OpenClaw's auto, rotate and watcher run in openclaw.py.
+"""The agent commands: bind and unbind, the same for every agent in the registry, `run`
+(an agent started with the gateway's environment, changing no file), and the description and
+arguments of each agent command (put on its parser by freeride.AgentCommand the first time
+the command is used). OpenClaw's auto, rotate and watcher run in openclaw.py.
 """
 import argparse
 import base64
@@ -8,17 +9,21 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
-from agents import DEFAULT_AGENT_KEY, PLACEHOLDER_KEYS, REGISTRY, Binding, say_reload
+from agents import DEFAULT_AGENT_KEY, PLACEHOLDER_KEYS, REGISTRY, Agent, Binding, say_reload
 from agents.changes import (LINE_EDITORS, FileChange, _read, apply_all, bind_wrote,
                             load_records, original, plan, records_path, remove_folders,
                             save_records, secrets_in)
 from agents.editors import CannotEdit
 from agents.openclaw import cmd_auto, cmd_rotate, cmd_watcher
-from freeride import DEFAULT_HOST, DEFAULT_PORT, is_loopback
+from freeride import DEFAULT_HOST, DEFAULT_PORT, GRACE_SECONDS, fetch_local, is_loopback
 
 
 def default_gateway_url(config):
@@ -165,6 +170,73 @@ def cmd_unbind(args, config):
     return 0
 
 
+# -- run ---------------------------------------------------------------------------------------
+
+RUNS = ("claude", "codex", "aider", "llm")  # the agents `freeride run` knows by name
+
+
+def cmd_run(args, config):
+    """Run an agent pointed at the gateway, changing no file; start a gateway for its
+    lifetime if none answers. The agent owns the terminal and its exit status is ours."""
+    known = REGISTRY.get(args.agent) if args.agent in RUNS else None
+    agent = known() if known else Agent()  # any command: the OpenAI variables
+    command = list(args.agent_args)
+    if known is None:
+        command.insert(0, args.agent)  # `freeride run mytool ...` as `run -- mytool ...`
+    program = args.agent if known else (command[0] if command else "")
+    if not program or shutil.which(program) is None:
+        hint = f"; install it with: {agent.install}" if agent.install else ""
+        print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
+        return 127
+    root = config.url if config.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{config.port}"
+    values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
+    env = dict(os.environ, **{k: v.format(**values) for k, v in agent.run_env.items()})
+    argv = [program, *[a.replace("{url}", values["url"]) for a in agent.run_args], *command] \
+        if known else command
+    gateway, health = None, fetch_local(root, "/health")
+    if health is None:
+        gateway = start_gateway(config)
+        health = fetch_local(root, "/health")
+        if health is None:
+            print(f"freeride: could not start a gateway at {root} (see "
+                  f"{config.home / 'serve.log'})", file=sys.stderr)
+            return 1
+    if not args.quiet:
+        print(f"freeride: {program} through {root} ({len(health.get('providers', []))} "
+              "providers)", file=sys.stderr, flush=True)
+    try:
+        child = subprocess.Popen(argv, env=env)
+    except OSError as e:
+        print(f"freeride: cannot run {program}: {e.strerror}", file=sys.stderr)
+        return 127
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal sends Ctrl-C to the agent itself
+    signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        code = child.wait()
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            try:
+                gateway.wait(GRACE_SECONDS + 5)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+    return code if code >= 0 else 128 - code
+
+
+def start_gateway(config):
+    """`freeride serve` in the background, its output to serve.log; waits until it answers."""
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(config.home / "serve.log", "ab") as log:  # argv[0]: this script, pyz or launcher
+        process = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "serve"],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True)
+    for _ in range(100):  # 10 s at most
+        if fetch_local(config.url, "/health", 0.5) is not None or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    return process
+
+
 # -- the command line ------------------------------------------------------------------------
 
 def _seconds(text):
@@ -232,6 +304,16 @@ def rotate_arguments(rotate):
     rotate.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
 
 
+def run_arguments(run):
+    run.description = (
+        "Run claude, codex, aider, llm (or `-- any command`) with the environment that points "
+        "it at FreeRide; a gateway is started for its lifetime if none answers. The agent's "
+        "arguments follow its name; its exit status is run's.")
+    run.add_argument("agent", help="claude, codex, aider, llm, or -- then any command")
+    run.add_argument("agent_args", nargs=argparse.REMAINDER, help="the agent's own arguments")
+    run.add_argument("--quiet", action="store_true", help="print nothing before the agent starts")
+
+
 def watcher_arguments(watcher):
     watcher.description = ("Run `freeride rotate` every --interval seconds until SIGINT or "
                            "SIGTERM (also installed as the freeride-watcher command).")
@@ -243,6 +325,7 @@ def watcher_arguments(watcher):
 
 
 COMMANDS = {  # name: (its arguments, what runs it); each has its help line in freeride.py
+    "run": (run_arguments, cmd_run),
     "bind": (bind_arguments, cmd_bind),
     "unbind": (unbind_arguments, cmd_unbind),
     "auto": (auto_arguments, cmd_auto),
