@@ -5209,11 +5209,9 @@ def cmd_doctor(args, config):
         failed |= mark == "bad"
         print(f"{marks[mark]} {text}{' — ' + fix if fix else ''}")
 
-    version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info >= (3, 10):
-        line("ok", f"Python {version}")
-    else:
-        line("bad", f"Python {version}", "FreeRide needs Python 3.10 or newer")
+    old = sys.version_info < (3, 10)
+    line("bad" if old else "ok", "Python " + ".".join(map(str, sys.version_info[:3])),
+         "FreeRide needs Python 3.10 or newer" if old else "")
     try:
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = config.home / f".doctor-{os.getpid()}"
@@ -5333,10 +5331,8 @@ def telemetry_payload(config, settings, uptime_s=0.0, usage=None):
     """Exactly what a telemetry beacon carries: counts only, never prompts, models or keys."""
     usage = Stats(config.home / "usage.json").read_usage() if usage is None else usage
     day = usage.get(today(), {})
-    return {"installation_id": settings.get("installation_id", ""),
-            "version": __version__,
-            "os": sys.platform,
-            "tokens_served": sum(r.get("tokens", 0) for r in day.values()),
+    return {"installation_id": settings.get("installation_id", ""), "version": __version__,
+            "os": sys.platform, "tokens_served": sum(r.get("tokens", 0) for r in day.values()),
             "request_count": sum(r.get("requests", 0) for r in day.values()),
             "providers_active": [r.name for r in config.routes],
             "uptime_hours": int(uptime_s // 3600)}
