@@ -178,8 +178,7 @@ class Config:
     """Everything FreeRide reads from flags and environment, read once (flag > env > default)."""
 
     def __init__(self, env=None, host=None, port=None, demo=False):
-        env = dict(os.environ if env is None else env)
-        self.env = env
+        self.env = env = dict(os.environ if env is None else env)
         self.host = host or env.get("FREERIDE_HOST") or DEFAULT_HOST
         self.port = self._number(env, "FREERIDE_PORT", DEFAULT_PORT, int) if port is None else port
         if not 0 <= self.port <= 65535:
@@ -187,8 +186,7 @@ class Config:
         self.home = Path(env.get("FREERIDE_HOME") or Path.home() / ".freeride").expanduser()
         self.events = _flag(env, "FREERIDE_EVENTS", True)
         self.api_key = env.get("FREERIDE_API_KEY", "")
-        self.allowed_origins = {o.strip().rstrip("/") for o in
-                                env.get("FREERIDE_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+        self.allowed_origins = {o.rstrip("/") for o in _words(env.get("FREERIDE_ALLOWED_ORIGINS"))}
         self.ca_bundle = env.get("FREERIDE_CA_BUNDLE", "").strip()
         self.connect_timeout = self._number(env, "FREERIDE_CONNECT_TIMEOUT", 10.0)
         # Dead or slow: the head within 15 s, then something (content, reasoning or a keep-
@@ -252,11 +250,10 @@ class Config:
     @staticmethod
     def _routes(env, demo):
         if demo:
-            demo_provider = providers.DEMO()
-            keys = [Key("demo", i, s, "", key_id("demo", s))
-                    for i, s in enumerate(demo_provider.keys)]
-            return [Route(demo_provider, keys)], [], set()
-        names = [n.strip().lower() for n in env.get("FREERIDE_PROVIDERS", "").split(",") if n.strip()]
+            provider = providers.DEMO()
+            return [Route(provider, [Key("demo", i, s, "", key_id("demo", s))
+                                     for i, s in enumerate(provider.keys)])], [], set()
+        names = [n.lower() for n in _words(env.get("FREERIDE_PROVIDERS"))]
         for name in names:
             if name not in providers.REGISTRY:
                 raise ConfigError(f"FREERIDE_PROVIDERS names an unknown provider {name!r} "
@@ -267,9 +264,7 @@ class Config:
         for name in names or list(providers.REGISTRY):
             cls = providers.REGISTRY[name]
             base_url = env.get(cls.base_url_var or f"{name.upper()}_BASE_URL", "").strip()
-            extra = [m.strip() for m in env.get(cls.models_override_var, "").split(",") if m.strip()] \
-                if cls.models_override_var else []
-            provider = cls(base_url or None, extra)
+            provider = cls(base_url or None, _words(env.get(cls.models_override_var)))
             anonymous = [Key(name, 0, "", "", key_id(name, ""))]
             if cls.local_server:
                 if local:
@@ -285,10 +280,11 @@ class Config:
                 if keyless or name in names:
                     routes.append(Route(provider, anonymous))
                 else:
-                    unconfigured.append((name, "keyless, off: FREERIDE_KEYLESS=1 turns it on"
-                                         + (f" (or set {cls.key_vars[0]})" if cls.key_vars else "")))
+                    unconfigured.append((name, "keyless, off: FREERIDE_KEYLESS=1 turns it on" + (
+                        f" (or set {cls.key_vars[0]})" if cls.key_vars else "")))
                 continue
-            accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
+            accounts = parse_list(cls.account_var, env.get(cls.account_var)) \
+                if cls.account_var else []
             if not secrets_ or ("{account_id}" in provider.base_url and not accounts):
                 if secrets_ or accounts:  # set up halfway: one of the two is missing
                     half.add(name)
@@ -324,6 +320,11 @@ class Config:
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+
+def _words(value):
+    """A comma-separated variable's values, spaces trimmed, empty ones left out."""
+    return [w.strip() for w in (value or "").split(",") if w.strip()]
 
 
 def _flag(env, var, default):
@@ -411,8 +412,7 @@ class Cooldowns:
     A cooldown is stored under one of three scopes: the whole key (model "*"), one model on
     one key, or one model on every key (key "*"). Lookups are in memory; cooldown.json is
     rewritten by the background writer, merged with what another gateway may have written.
-    Keys appear only as their hash.
-    """
+    Keys appear only as their hash."""
 
     def __init__(self, path, writer):
         self.path = path
@@ -521,12 +521,10 @@ class Cooldowns:
 class Writer:
     """One background thread for every write FreeRide makes: events and state files.
 
-    The request path only appends a line or a flush request to a list; it never waits on
-    disk. Events are written in batches: the first event of a batch wakes the thread, which
-    lets the batch gather for BATCH seconds, so a busy gateway pays one wake-up and one
-    write per batch rather than per event. A flush request is run at once, after the events
-    queued before it.
-    """
+    The request path only appends an event or a flush request to a list; it never waits on
+    disk. The first event of a batch wakes the thread, which lets the batch gather for BATCH
+    seconds: a busy gateway pays one wake-up and one write per batch, not per event. A flush
+    request runs at once, after the events queued before it."""
 
     TICK = 2.0    # seconds between calls of the periodic tasks (usage flushes)
     BATCH = 0.05  # seconds an event may wait to be written with the ones after it
@@ -620,9 +618,7 @@ def today():
 class Stats:
     """Counters the gateway keeps from its own events: metrics since start, and usage per
     provider per UTC day (usage.json, merged with what other gateways wrote, 31 days kept).
-
-    `observe` runs on the request path: in memory only, under one lock.
-    """
+    `observe` runs on the request path: in memory only, under one lock."""
     BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
     MAX_OPEN = 10000
 
@@ -743,14 +739,13 @@ class Stats:
 class Catalogs:
     """Each provider's live free models, so that routing follows what is served today.
 
-    A background thread fetches every catalog at start and then every FREERIDE_CATALOG_TTL
-    seconds (a failed fetch is tried again within minutes), with each key's usage endpoint
-    where a provider has one (its free limits, for the ledger), and probes local servers every
-    FREERIDE_LOCAL_PROBE seconds; nothing here runs on a request's path. What it learns
-    becomes each Route's Offer. The catalogs are cached in catalogs.json, so a restart or an
-    offline start has them. A model a provider answers as gone (404, 410, decommissioned) is
-    dropped for every key until a catalog fetched after that lists it again (DROP_FOR at most).
-    """
+    A background thread, never a request, fetches every catalog at start and then every
+    FREERIDE_CATALOG_TTL seconds (a failed fetch again within minutes), with each key's usage
+    endpoint where a provider has one (its free limits, for the ledger), and probes local
+    servers every FREERIDE_LOCAL_PROBE seconds. What it learns becomes each Route's Offer, and
+    is cached in catalogs.json for a restart or an offline start. A model a provider answers as
+    gone (404, 410, decommissioned) is dropped for every key until a catalog fetched after that
+    lists it again (DROP_FOR at most)."""
     RETRY = 300           # seconds before a failed catalog fetch is tried again
     DROP_FOR = 86400      # the longest a model answered as gone stays dropped unlisted
 
@@ -862,7 +857,7 @@ class Catalogs:
         return age if 0 <= age < self.config.catalog_ttl else None
 
     def refresh(self, route):
-        """Fetch (or probe) one route now and apply what it says; True if it answered."""
+        """Fetch (or probe) one route now and apply what it says."""
         provider, ttl = route.provider, self.config.catalog_ttl
         now = time.time()  # a drop after this is newer news
         models, embeddings = self.fetch(route) or (None, {})
@@ -891,7 +886,6 @@ class Catalogs:
         self._apply(route)
         if models is not None and not provider.local_server and self.writer is not None:
             self.writer.flush_soon(self.save)
-        return models is not None
 
     def refresh_all(self, stale_only=False):
         """Fetch every route's catalog at once, in parallel (the CLI's `list`, `doctor`)."""
@@ -967,8 +961,7 @@ class Catalogs:
             listed, dropped = dict(self.listed), dict(self.dropped)
         doc = {"version": 1, "providers": {
             name: {"for": self._for(self.routes[name]), "fetched": round(fetched, 3),
-                   "models": [{"id": m.id, "context": m.context, "tools": m.tools,
-                               "vision": m.vision} for m in models], "embeddings": embeddings}
+                   "models": [m._asdict() for m in models], "embeddings": embeddings}
             for name, (fetched, models, embeddings) in sorted(listed.items())
             if not self.routes[name].provider.local_server},
             "dropped": [{"provider": p, "model": m, "since": round(t, 3)}
@@ -989,8 +982,7 @@ class Ledger:
     says wins over a count, and a window past its reset starts afresh. Rows are keyed
     (provider, key hash, model or "*" for limits that span a key, unit, window); the router
     skips a key whose requests are spent and tries the key with most headroom first. Kept in
-    memory, saved to ledger.json by the writer thread.
-    """
+    memory, saved to ledger.json by the writer thread."""
 
     def __init__(self, path, overrides=None):
         self.path, self.overrides = path, overrides or {}
