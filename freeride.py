@@ -348,7 +348,7 @@ EVENTS_MAX = 1 * MiB
 
 
 def write_atomic(path, data, mode=0o600):
-    """Write bytes to path through a temp file and a rename (mode 0600 unless told): no half file."""
+    """Write bytes to path via a temp file and a rename (mode 0600 unless told): no half file."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -991,12 +991,10 @@ class Ledger:
         self.learned = {}  # (provider, key) -> {"unit/window": limit} from a usage endpoint
         self.dirty = False
         try:
-            doc = json.loads(path.read_bytes())
             now = time.time()
-            for r in doc["rows"]:
-                if float(r["reset"]) > now:
-                    self.rows[(r["provider"], r["key"], r["model"], r["unit"], r["window"])] = [
-                        int(r["limit"]), int(r["remaining"]), float(r["reset"]), bool(r["told"])]
+            self.rows = {(r["provider"], r["key"], r["model"], r["unit"], r["window"]): [
+                int(r["limit"]), int(r["remaining"]), float(r["reset"]), bool(r["told"])]
+                for r in json.loads(path.read_bytes())["rows"] if float(r["reset"]) > now}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as e:
