@@ -176,17 +176,15 @@ class Config:
     """Everything FreeRide reads from flags and environment, read once (flag > env > default)."""
 
     def __init__(self, env=None, host=None, port=None, demo=False):
-        env = dict(os.environ if env is None else env)
-        self.env = env
+        self.env = env = dict(os.environ if env is None else env)
         self.host = host or env.get("FREERIDE_HOST") or DEFAULT_HOST
         self.port = self._number(env, "FREERIDE_PORT", DEFAULT_PORT, int) if port is None else port
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"FREERIDE_PORT must be a port, 0 to 65535, not {self.port}")
         self.home = Path(env.get("FREERIDE_HOME") or Path.home() / ".freeride").expanduser()
-        self.events = env.get("FREERIDE_EVENTS", "1").strip().lower() not in ("0", "false", "no", "off")
+        self.events = _flag(env, "FREERIDE_EVENTS", True)
         self.api_key = env.get("FREERIDE_API_KEY", "")
-        self.allowed_origins = {o.strip().rstrip("/") for o in
-                                env.get("FREERIDE_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+        self.allowed_origins = {o.rstrip("/") for o in _words(env.get("FREERIDE_ALLOWED_ORIGINS"))}
         self.ca_bundle = env.get("FREERIDE_CA_BUNDLE", "").strip()
         self.connect_timeout = self._number(env, "FREERIDE_CONNECT_TIMEOUT", 10.0)
         # Dead or slow: the head within 15 s, then something (content, reasoning or a keep-
@@ -250,11 +248,10 @@ class Config:
     @staticmethod
     def _routes(env, demo):
         if demo:
-            demo_provider = providers.DEMO()
-            keys = [Key("demo", i, s, "", key_id("demo", s))
-                    for i, s in enumerate(demo_provider.keys)]
-            return [Route(demo_provider, keys)], [], set()
-        names = [n.strip().lower() for n in env.get("FREERIDE_PROVIDERS", "").split(",") if n.strip()]
+            provider = providers.DEMO()
+            return [Route(provider, [Key("demo", i, s, "", key_id("demo", s))
+                                     for i, s in enumerate(provider.keys)])], [], set()
+        names = [n.lower() for n in _words(env.get("FREERIDE_PROVIDERS"))]
         for name in names:
             if name not in providers.REGISTRY:
                 raise ConfigError(f"FREERIDE_PROVIDERS names an unknown provider {name!r} "
@@ -265,51 +262,43 @@ class Config:
         for name in names or list(providers.REGISTRY):
             cls = providers.REGISTRY[name]
             base_url = env.get(cls.base_url_var or f"{name.upper()}_BASE_URL", "").strip()
-            extra = [m.strip() for m in env.get(cls.models_override_var, "").split(",") if m.strip()] \
-                if cls.models_override_var else []
-            provider = cls(base_url or None, extra)
+            provider = cls(base_url or None, _words(env.get(cls.models_override_var)))
             anonymous = [Key(name, 0, "", "", key_id(name, ""))]
             if cls.local_server:
                 if local:
                     routes.append(Route(provider, anonymous))
                 continue
-            secrets_ = [s for var in cls.key_vars for s in parse_list(var, env.get(var))] \
-                if cls.send_key else []
-            for var in cls.key_vars:
-                for secret in parse_list(var, env.get(var)):
-                    if not all(33 <= ord(c) < 127 for c in secret):
-                        raise ConfigError(f"{var} holds a key with a space, line break or "
-                                          "non-ASCII character; paste the key again")
+            found = [(var, s) for var in cls.key_vars for s in parse_list(var, env.get(var))]
+            for var, secret in found:
+                if not all(33 <= ord(c) < 127 for c in secret):
+                    raise ConfigError(f"{var} holds a key with a space, line break or "
+                                      "non-ASCII character; paste the key again")
+            secrets_ = [s for _, s in found] if cls.send_key else []
             if cls.keyless and not secrets_:
                 if keyless or name in names:
                     routes.append(Route(provider, anonymous))
                 else:
-                    unconfigured.append((name, "keyless, off: FREERIDE_KEYLESS=1 turns it on"
-                                         + (f" (or set {cls.key_vars[0]})" if cls.key_vars else "")))
+                    unconfigured.append((name, "keyless, off: FREERIDE_KEYLESS=1 turns it on" + (
+                        f" (or set {cls.key_vars[0]})" if cls.key_vars else "")))
                 continue
-            accounts = parse_list(cls.account_var, env.get(cls.account_var)) if cls.account_var else []
-            if not secrets_:
-                if accounts:
+            accounts = parse_list(cls.account_var, env.get(cls.account_var)) \
+                if cls.account_var else []
+            if not secrets_ or ("{account_id}" in provider.base_url and not accounts):
+                if secrets_ or accounts:  # set up halfway: one of the two is missing
                     half.add(name)
-                    unconfigured.append((name, f"{cls.account_var} is set but "
-                                         f"{cls.key_vars[0]} is missing"))
-                    continue
-                unconfigured.append((name, f"set {' or '.join(cls.key_vars)}"
-                                     + (f" and {cls.account_var}" if cls.account_var else "")))
-                continue
-            if "{account_id}" in provider.base_url and not accounts:
-                half.add(name)
-                unconfigured.append((name, f"{cls.key_vars[0]} is set but {cls.account_var} "
-                                     "is missing"))
+                    have, lack = (cls.key_vars[0], cls.account_var) if secrets_ \
+                        else (cls.account_var, cls.key_vars[0])
+                    unconfigured.append((name, f"{have} is set but {lack} is missing"))
+                else:
+                    unconfigured.append((name, f"set {' or '.join(cls.key_vars)}"
+                                         + (f" and {cls.account_var}" if cls.account_var else "")))
                 continue
             if accounts and len(accounts) not in (1, len(secrets_)):
                 raise ConfigError(f"{cls.account_var} must hold one account id, or one per key "
                                   f"in {cls.key_vars[0]}")
-            keys = []
-            for i, secret in enumerate(secrets_):
-                account = accounts[i if len(accounts) > 1 else 0] if accounts else ""
-                keys.append(Key(name, i, secret, account, key_id(name, secret, account)))
-            routes.append(Route(provider, keys))
+            accounts = accounts if len(accounts) > 1 else (accounts or [""]) * len(secrets_)
+            routes.append(Route(provider, [Key(name, i, s, a, key_id(name, s, a))
+                                           for i, (s, a) in enumerate(zip(secrets_, accounts))]))
         return routes, unconfigured, half
 
     def redact(self, text):
@@ -329,6 +318,11 @@ class Config:
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+
+def _words(value):
+    """A comma-separated variable's values, spaces trimmed, empty ones left out."""
+    return [w.strip() for w in (value or "").split(",") if w.strip()]
 
 
 def _flag(env, var, default):
@@ -352,7 +346,7 @@ EVENTS_MAX = 1 * MiB
 
 
 def write_atomic(path, data, mode=0o600):
-    """Write bytes to path through a temp file and a rename (mode 0600 unless told): no half file."""
+    """Write bytes to path via a temp file and a rename (mode 0600 unless told): no half file."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -416,8 +410,7 @@ class Cooldowns:
     A cooldown is stored under one of three scopes: the whole key (model "*"), one model on
     one key, or one model on every key (key "*"). Lookups are in memory; cooldown.json is
     rewritten by the background writer, merged with what another gateway may have written.
-    Keys appear only as their hash.
-    """
+    Keys appear only as their hash."""
 
     def __init__(self, path, writer):
         self.path = path
@@ -425,8 +418,7 @@ class Cooldowns:
         self.lock = threading.Lock()
         self.strikes = {}  # (provider, key, model) -> (last upstream wait, when it ended)
         self.reported = 0  # unreadable rows last warned about
-        self.table = {}
-        self.table.update(self._read())
+        self.table = self._read()
         for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
             try:
                 os.kill(int(tmp.name.split(".")[-3]), 0)
@@ -437,16 +429,14 @@ class Cooldowns:
 
     def _read(self):
         try:
-            raw = self.path.read_bytes()
+            rows = json.loads(self.path.read_bytes())["cooldowns"]
+            if not isinstance(rows, list):
+                raise TypeError("cooldowns is not a list")
         except FileNotFoundError:
             return {}
         except OSError as e:
             set_aside(self.path, e.strerror or e)
             return {}
-        try:
-            rows = json.loads(raw)["cooldowns"]
-            if not isinstance(rows, list):
-                raise TypeError("cooldowns is not a list")
         except (ValueError, KeyError, TypeError, RecursionError) as e:
             set_aside(self.path, f"not valid cooldown JSON: {e}")
             return {}
@@ -458,11 +448,10 @@ class Cooldowns:
                 if not all(isinstance(x, str) for x in (*where, entry.cls)) \
                         or not entry.until < now + 33 * 86400:
                     raise ValueError(e)
+                if entry.until > now:
+                    table[where] = entry
             except (ValueError, KeyError, TypeError, OverflowError):
                 bad += 1
-                continue
-            if entry.until > now:
-                table[where] = entry
         if bad and bad != self.reported:
             self.reported = bad
             print(f"freeride: warning: {self.path}: {bad} unreadable cooldown row(s) left out",
@@ -500,11 +489,10 @@ class Cooldowns:
 
     def lookup(self, provider, key, model):
         """The longest cooldown that stops this key from serving this model, or None."""
-        now = time.time()
-        found = None
+        now, found = time.time(), None
         for scope in ((provider, key, "*"), (provider, key, model), (provider, "*", model)):
             entry = self.table.get(scope)
-            if entry is not None and entry.until > now and (found is None or entry.until > found.until):
+            if entry is not None and entry.until > (found.until if found else now):
                 found = entry
         return found
 
@@ -516,37 +504,30 @@ class Cooldowns:
     def flush(self):
         """Write the table, merged with the file (another gateway may share FREERIDE_HOME)."""
         with locked(self.path):
-            self._flush()
-
-    def _flush(self):
-        merged = self._read()
-        now = time.time()
-        with self.lock:
-            for k, v in self.table.items():
-                if k not in merged or merged[k].until < v.until:
-                    merged[k] = v
-            self.table = merged
-        rows = [{"provider": p, "key": k, "model": m, "until": round(c.until, 3), "class": c.cls,
-                 "reason": c.reason}
-                for (p, k, m), c in sorted(merged.items()) if c.until > now]
-        write_atomic(self.path, json.dumps({"version": 1, "cooldowns": rows}, indent=1).encode())
+            merged, now = self._read(), time.time()
+            with self.lock:
+                for k, v in self.table.items():
+                    if k not in merged or merged[k].until < v.until:
+                        merged[k] = v
+                self.table = merged
+            doc = {"version": 1, "cooldowns": [
+                {"provider": p, "key": k, "model": m, "until": round(c.until, 3), "class": c.cls,
+                 "reason": c.reason} for (p, k, m), c in sorted(merged.items()) if c.until > now]}
+            write_atomic(self.path, json.dumps(doc, indent=1).encode())
 
 
 class Writer:
     """One background thread for every write FreeRide makes: events and state files.
 
-    The request path only appends a line or a flush request to a list; it never waits on
-    disk. Events are written in batches: the first event of a batch wakes the thread, which
-    lets the batch gather for BATCH seconds, so a busy gateway pays one wake-up and one
-    write per batch rather than per event. A flush request is run at once, after the events
-    queued before it.
-    """
+    The request path only appends an event or a flush request to a list; it never waits on
+    disk. The first event of a batch wakes the thread, which lets the batch gather for BATCH
+    seconds: a busy gateway pays one wake-up and one write per batch, not per event. A flush
+    request runs at once, after the events queued before it."""
 
     TICK = 2.0    # seconds between calls of the periodic tasks (usage flushes)
     BATCH = 0.05  # seconds an event may wait to be written with the ones after it
 
     def __init__(self, home, events_enabled, observe=None):
-        self.home = home
         self.events_path = home / "events.jsonl" if events_enabled else None
         self.observe = observe
         self.ticks = []
@@ -570,61 +551,50 @@ class Writer:
     def flush_soon(self, fn):
         """Run fn on the writer thread, once however often it is asked before it runs."""
         with self.wake:
-            if fn in self.pending:
-                return
-            self.pending.add(fn)
-            self.items.append(fn)
-            self.urgent = True
-            self.wake.notify()
+            if fn not in self.pending:
+                self.pending.add(fn)
+                self.items.append(fn)
+                self.urgent = True
+                self.wake.notify()
 
     def close(self):
-        with self.wake:
-            self.items.append(None)
-            self.urgent = True
-            self.wake.notify()
+        self.flush_soon(None)  # None: stop, once everything queued before is written
         self.thread.join(timeout=10)
 
     def _run(self):
-        while True:
+        stopped = False
+        while not stopped:
             with self.wake:
-                if not self.items and not self.wake.wait(timeout=self.TICK):
-                    items = None
-                else:
+                if self.items or self.wake.wait(timeout=self.TICK):
                     if not self.urgent:  # events only: let the batch gather
                         self.wake.wait(timeout=self.BATCH)
-                    items, self.items, self.urgent = self.items, [], False
-            if items is None:
-                for tick in self.ticks:
-                    self._safely(tick)
-                continue
+                items, self.items, self.urgent = self.items, [], False
             lines = []
             for item in items:
-                if item is None:
-                    self._append(lines)
-                    for tick in self.ticks:
-                        self._safely(tick)
-                    return
-                if callable(item):
-                    self._append(lines)
-                    lines = []
-                    with self.wake:
-                        self.pending.discard(item)
-                    self._safely(item)
-                else:
+                if isinstance(item, dict):
                     lines.append(json.dumps(item, separators=(",", ":")))
-            self._append(lines)
-
-    def _append(self, lines):
-        if lines and self.events_path is not None:
-            self._safely(lambda: self._write_events(lines))
+                    continue
+                self._safely(self._write_events, lines)  # the events queued before it first
+                lines = []
+                if item is None:
+                    stopped = True
+                    break
+                with self.wake:
+                    self.pending.discard(item)
+                self._safely(item)
+            self._safely(self._write_events, lines)
+            if stopped or not items:  # the stop, or TICK seconds with nothing to write
+                for tick in self.ticks:
+                    self._safely(tick)
 
     def _write_events(self, lines):
+        if not lines:
+            return
         path = self.events_path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = ("\n".join(lines) + "\n").encode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, data)
+            os.write(fd, ("\n".join(lines) + "\n").encode())
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
@@ -632,9 +602,9 @@ class Writer:
             os.replace(path, path.with_name(path.name + ".1"))
 
     @staticmethod
-    def _safely(fn):
+    def _safely(fn, *args):
         try:
-            fn()
+            fn(*args)
         except Exception as e:  # a full disk must not take the gateway down
             print(f"freeride: warning: could not write state: {e}", file=sys.stderr)
 
@@ -646,9 +616,7 @@ def today():
 class Stats:
     """Counters the gateway keeps from its own events: metrics since start, and usage per
     provider per UTC day (usage.json, merged with what other gateways wrote, 31 days kept).
-
-    `observe` runs on the request path: in memory only, under one lock.
-    """
+    `observe` runs on the request path: in memory only, under one lock."""
     BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
     MAX_OPEN = 10000
 
@@ -719,76 +687,63 @@ class Stats:
         if not pending:
             return
         with locked(self.path):  # merged under a lock: two writers never lose counts
-            self._merge(pending)
-
-    def _merge(self, pending):
-        days = self.read_usage()
-        for (day, provider), (requests, tokens) in pending.items():
-            row = days.setdefault(day, {}).setdefault(provider, {"requests": 0, "tokens": 0})
-            row["requests"] += requests
-            row["tokens"] += tokens
-        keep = dict(sorted(days.items())[-31:])
-        write_atomic(self.path, json.dumps({"version": 1, "days": keep}, indent=1).encode())
+            days = self.read_usage()
+            for (day, provider), (requests, tokens) in pending.items():
+                row = days.setdefault(day, {}).setdefault(provider, {"requests": 0, "tokens": 0})
+                row["requests"] += requests
+                row["tokens"] += tokens
+            keep = dict(sorted(days.items())[-31:])
+            write_atomic(self.path, json.dumps({"version": 1, "days": keep}, indent=1).encode())
 
     def metrics(self, cooling, quota=(), index=None):
         """Prometheus text exposition of the counters; `cooling` is {provider: cooling keys},
         `quota` the ledger's rows (keys named by `index`)."""
-        out = []
-
-        def family(name, kind, help_):
-            out.append(f"# HELP {name} {help_}\n# TYPE {name} {kind}\n")
-
-        def label(**labels):
-            return "{" + ",".join(f'{k}="{_prom(v)}"' for k, v in labels.items()) + "}"
-
-        with self.lock:
-            family("freeride_requests_total", "counter", "Requests answered, by route and outcome.")
-            for (route, outcome), n in sorted(self.requests.items()):
-                out.append(f"freeride_requests_total{label(route=route, outcome=outcome)} {n}\n")
-            family("freeride_attempts_total", "counter",
-                   "Upstream attempts, by provider and result class (OK for success).")
-            for (provider, cls), n in sorted(self.attempts.items()):
-                out.append(f"freeride_attempts_total{label(provider=provider, **{'class': cls})} "
-                           f"{n}\n")
-            family("freeride_tokens_total", "counter", "Tokens served, by provider.")
-            for provider, (_, tokens) in sorted(self.served.items()):
-                out.append(f"freeride_tokens_total{label(provider=provider)} {tokens}\n")
-            family("freeride_request_duration_seconds", "histogram",
-                   "Time from request to its last byte, by route.")
+        index = index or {}
+        with self.lock:  # families: (name, type, help, [(suffix, labels, value)])
+            latency = []
             for route, row in sorted(self.latency.items()):
-                for bound, n in zip(self.BUCKETS, row):
-                    out.append(f"freeride_request_duration_seconds_bucket"
-                               f"{label(route=route, le=bound)} {n}\n")
-                out.append(f"freeride_request_duration_seconds_bucket"
-                           f"{label(route=route, le='+Inf')} {row[-2]}\n")
-                out.append(f"freeride_request_duration_seconds_sum{label(route=route)} "
-                           f"{row[-1]:.6f}\n")
-                out.append(f"freeride_request_duration_seconds_count{label(route=route)} "
-                           f"{row[-2]}\n")
-        family("freeride_cooling_keys", "gauge", "Keys cooling down right now, by provider.")
-        for provider, n in sorted(cooling.items()):
-            out.append(f"freeride_cooling_keys{label(provider=provider)} {n}\n")
-        for name, field, help_ in (("remaining", "remaining", "left"), ("limit", "limit", "allowed")):
-            family(f"freeride_quota_{name}", "gauge", f"Free requests or tokens {help_} in the "
-                   "current window, from the providers' headers or counted (the ledger).")
-            for q in quota:
-                labels = label(provider=q["provider"], key=(index or {}).get(q["key"], q["key"]),
-                               model=q["model"], window=q["window"], unit=q["unit"])
-                out.append(f"freeride_quota_{name}{labels} {q[field]}\n")
+                latency += [("_bucket", {"route": route, "le": le}, n)
+                            for le, n in zip((*self.BUCKETS, "+Inf"), row)]
+                latency += [("_sum", {"route": route}, f"{row[-1]:.6f}"),
+                            ("_count", {"route": route}, row[-2])]
+            families = [
+                ("requests_total", "counter", "Requests answered, by route and outcome.",
+                 [("", {"route": r, "outcome": o}, n)
+                  for (r, o), n in sorted(self.requests.items())]),
+                ("attempts_total", "counter",
+                 "Upstream attempts, by provider and result class (OK for success).",
+                 [("", {"provider": p, "class": c}, n)
+                  for (p, c), n in sorted(self.attempts.items())]),
+                ("tokens_total", "counter", "Tokens served, by provider.",
+                 [("", {"provider": p}, tokens) for p, (_, tokens) in sorted(self.served.items())]),
+                ("request_duration_seconds", "histogram",
+                 "Time from request to its last byte, by route.", latency)]
+        families.append(("cooling_keys", "gauge", "Keys cooling down right now, by provider.",
+                         [("", {"provider": p}, n) for p, n in sorted(cooling.items())]))
+        for field, help_ in (("remaining", "left"), ("limit", "allowed")):
+            families.append((f"quota_{field}", "gauge", f"Free requests or tokens {help_} in the "
+                             "current window, from the providers' headers or counted (the ledger).",
+                             [("", {"provider": q["provider"], "key": index.get(q["key"], q["key"]),
+                                    "model": q["model"], "window": q["window"], "unit": q["unit"]},
+                               q[field]) for q in quota]))
+        out = []
+        for name, kind, help_, samples in families:
+            out.append(f"# HELP freeride_{name} {help_}\n# TYPE freeride_{name} {kind}\n")
+            out += [f"freeride_{name}{suffix}{{{_prom(labels)}}} {value}\n"
+                    for suffix, labels, value in samples]
         return "".join(out)
 
 
 class Catalogs:
     """Each provider's live free models, so that routing follows what is served today.
 
-    A background thread fetches every catalog at start and then every FREERIDE_CATALOG_TTL
-    seconds (a failed fetch is tried again within minutes), with each key's usage endpoint
-    where a provider has one (its free limits, for the ledger), and probes local servers every
-    FREERIDE_LOCAL_PROBE seconds; nothing here runs on a request's path. What it learns becomes each Route's Offer. The
-    catalogs are cached in catalogs.json, so a restart or an offline start has them. A model
-    a provider answers as gone (404, 410, decommissioned) is dropped for every key until a
-    catalog fetched after that lists it again (DROP_FOR at most).
-    """
+    A background thread, never a request, fetches every catalog at start and then every
+    FREERIDE_CATALOG_TTL seconds (a failed fetch again within minutes), with each key's usage
+    endpoint where a provider has one (its free limits, for the ledger), and probes local
+    servers every FREERIDE_LOCAL_PROBE seconds. What it learns becomes each Route's Offer, and
+    is cached in catalogs.json for a restart or an offline start. A model a provider answers as
+    gone (404, 410, decommissioned) is dropped for every key until a catalog fetched after that
+    lists it again (DROP_FOR at most)."""
     RETRY = 300           # seconds before a failed catalog fetch is tried again
     DROP_FOR = 86400      # the longest a model answered as gone stays dropped unlisted
 
@@ -797,7 +752,7 @@ class Catalogs:
         self.path = config.home / "catalogs.json"
         self.routes = {r.name: r for r in config.routes if not r.provider.local}
         self.lock = threading.Lock()
-        self.listed = {}   # provider -> (fetched epoch, [Model])
+        self.listed = {}   # provider -> (fetched epoch, [Model], {embedding model: dimension})
         self.dropped = {}  # (provider, model id) -> epoch it answered as gone
         self.due = {}      # provider -> monotonic time of its next fetch or probe
         self.wake = threading.Condition(self.lock)
@@ -823,25 +778,22 @@ class Catalogs:
             listed = self.listed.get(route.name)
             dropped = {m for (p, m), when in self.dropped.items()
                        if p == route.name and now - when < self.DROP_FOR}
-        embeddings = dict(provider.embedding_models)
+        embeddings, gone = dict(provider.embedding_models), ()
         if listed is None:  # no catalog yet: the module's list, as before catalogs existed
             models = [m for m in provider.models if m.id not in dropped]
-            route.offer = Offer(tuple(models), frozenset(m.id for m in models),
-                                embeddings=embeddings)
-            return
-        embeddings.update(listed[2])
-        live = {m.id: m for m in listed[1] if m.id not in dropped}
-        module = {m.id for m in type(provider).models}
-        preferred = [m._replace(context=live[m.id].context or m.context,
-                                tools=live[m.id].tools, vision=live[m.id].vision)
-                     if m.id in live else m for m in provider.models
-                     if m.id in live or (m.id not in module and m.id not in dropped)]
-        extras = sorted((m for m in live.values() if m.id not in provider.model_ids),
-                        key=lambda m: (-(m.context or 0), not m.tools, not m.vision))
-        models = tuple(preferred + extras)
-        route.offer = Offer(models, frozenset(m.id for m in models), True,
-                            tuple(m.id for m in type(provider).models if m.id not in live),
-                            embeddings)
+        else:
+            embeddings.update(listed[2])
+            live = {m.id: m for m in listed[1] if m.id not in dropped}
+            module = {m.id for m in type(provider).models}
+            models = [m._replace(context=live[m.id].context or m.context,
+                                 tools=live[m.id].tools, vision=live[m.id].vision)
+                      if m.id in live else m for m in provider.models
+                      if m.id in live or (m.id not in module and m.id not in dropped)]
+            models += sorted((m for m in live.values() if m.id not in provider.model_ids),
+                             key=lambda m: (-(m.context or 0), not m.tools, not m.vision))
+            gone = tuple(m.id for m in type(provider).models if m.id not in live)
+        route.offer = Offer(tuple(models), frozenset(m.id for m in models), listed is not None,
+                            gone, embeddings)
 
     def drop(self, route, model):
         """`model` answered as gone on `route`: no key calls it until a newer catalog lists it;
@@ -851,19 +803,21 @@ class Catalogs:
             if len(self.dropped) > 10000:  # bounded, whatever the upstream says
                 self.dropped.pop(next(iter(self.dropped)))
             if self.config.live_catalogs:
-                self.due[route.name] = min(self.due.get(route.name, float("inf")),
-                                           time.monotonic() + 60)
-            self.wake.notify()
+                self._soon(route.name, 60)
         self._apply(route)
-        self._save_soon()
+        if self.writer is not None:
+            self.writer.flush_soon(self.save)
 
     def local_down(self, route):
         """A local server stopped answering: unused until a probe finds it again."""
         route.available = False
         with self.lock:
-            self.due[route.name] = min(self.due.get(route.name, float("inf")),
-                                       time.monotonic() + 5)
-            self.wake.notify()
+            self._soon(route.name, 5)
+
+    def _soon(self, name, seconds):
+        """Fetch or probe `name` within `seconds` (lock held)."""
+        self.due[name] = min(self.due.get(name, float("inf")), time.monotonic() + seconds)
+        self.wake.notify()
 
     # -- fetching -----------------------------------------------------------------------------
     def fetch(self, route):
@@ -901,39 +855,35 @@ class Catalogs:
         return age if 0 <= age < self.config.catalog_ttl else None
 
     def refresh(self, route):
-        """Fetch (or probe) one route now and apply what it says; True if it answered."""
-        now, ttl = time.time(), self.config.catalog_ttl  # a drop after this is newer news
-        found = self.fetch(route)
-        models, embeddings = found or (None, {})
-        for key in route.keys if self.ledger is not None and route.provider.usage_url() else ():
+        """Fetch (or probe) one route now and apply what it says."""
+        provider, ttl = route.provider, self.config.catalog_ttl
+        now = time.time()  # a drop after this is newer news
+        models, embeddings = self.fetch(route) or (None, {})
+        for key in route.keys if self.ledger is not None and provider.usage_url() else ():
             # what each key's own usage endpoint says of its free limits (OpenRouter's)
-            doc = self._get(route, key, route.provider.usage_url(key.account),
+            doc = self._get(route, key, provider.usage_url(key.account),
                             self.config.connect_timeout + 10)
             if doc is not None:
-                self.ledger.learned[(route.name, key.id)] = route.provider.usage(doc)
+                self.ledger.learned[(route.name, key.id)] = provider.usage(doc)
         with self.lock:
             self.fetching.discard(route.name)
             self.wake.notify()
-            if route.provider.local_server:
-                self.due[route.name] = time.monotonic() + self.config.local_probe
-            else:
-                self.due[route.name] = time.monotonic() + (ttl if models is not None
-                                                           else min(self.RETRY, ttl))
+            self.due[route.name] = time.monotonic() + (
+                self.config.local_probe if provider.local_server
+                else ttl if models is not None else min(self.RETRY, ttl))
             if models is not None:
                 self.listed[route.name] = (now, models, embeddings)
                 ids = {m.id for m in models}
-                for dropped in [k for k, when in self.dropped.items()
-                                if k[0] == route.name and k[1] in ids and when < now]:
-                    del self.dropped[dropped]
-        if route.provider.local_server:
+                self.dropped = {k: when for k, when in self.dropped.items()
+                                if k[0] != route.name or k[1] not in ids or when >= now}
+        if provider.local_server:
             was, route.available = route.available, bool(models)
             if was != route.available and self.writer is not None:
                 self.writer.event(event="local", provider=route.name, up=route.available,
                                   models=len(models or ()))
         self._apply(route)
-        if models is not None and not route.provider.local_server:
-            self._save_soon()
-        return models is not None
+        if models is not None and not provider.local_server and self.writer is not None:
+            self.writer.flush_soon(self.save)
 
     def refresh_all(self, stale_only=False):
         """Fetch every route's catalog at once, in parallel (the CLI's `list`, `doctor`)."""
@@ -947,19 +897,17 @@ class Catalogs:
             t.join(timeout=max(0.0, give_up - time.monotonic()))
 
     def start(self):
-        watched = {n: r for n, r in self.routes.items()
-                   if self.config.live_catalogs or r.provider.local_server}
-        if watched and self.thread is None:
-            now = time.monotonic()
-            for name, route in watched.items():  # a fresh cached catalog waits its turn
-                age = None if route.provider.local_server else self.age(name)
-                self.due[name] = now if age is None else now + self.config.catalog_ttl - age
-            self.thread = threading.Thread(target=self._run, name="freeride-catalogs",
-                                           daemon=True)
-            self.thread.start()
-        else:
+        watched = [r for r in self.routes.values()
+                   if self.config.live_catalogs or r.provider.local_server]
+        if not watched or self.thread is not None:
             self.ready.set()
-        return self
+            return
+        now = time.monotonic()
+        for route in watched:  # a fresh cached catalog waits its turn
+            age = None if route.provider.local_server else self.age(route.name)
+            self.due[route.name] = now if age is None else now + self.config.catalog_ttl - age
+        self.thread = threading.Thread(target=self._run, name="freeride-catalogs", daemon=True)
+        self.thread.start()
 
     def close(self):
         with self.lock:
@@ -969,42 +917,35 @@ class Catalogs:
             self.thread.join(timeout=2)
 
     def _run(self):
-        while True:
-            with self.lock:
-                while True:
-                    if self.stopped:
-                        return
-                    now = time.monotonic()
-                    todo = [self.routes[n] for n, t in self.due.items()
-                            if t <= now and n not in self.fetching]
-                    if todo:
-                        break
-                    if not self.fetching:  # the round due at start is in
-                        self.ready.set()
-                    due = [t for n, t in self.due.items() if n not in self.fetching]
-                    self.wake.wait(max(0.05, min(due) - now) if due else None)
-                self.fetching.update(r.name for r in todo)
-            for route in todo:
-                threading.Thread(target=self.refresh, args=(route,), daemon=True,
-                                 name="freeride-catalog").start()
+        with self.lock:
+            while not self.stopped:
+                now = time.monotonic()
+                waiting = {n: t for n, t in self.due.items() if n not in self.fetching}
+                for name in [n for n, t in waiting.items() if t <= now]:
+                    del waiting[name]
+                    self.fetching.add(name)
+                    threading.Thread(target=self.refresh, args=(self.routes[name],),
+                                     daemon=True, name="freeride-catalog").start()
+                if not self.fetching:  # the round due at start is in
+                    self.ready.set()
+                self.wake.wait(max(0.05, min(waiting.values()) - now) if waiting else None)
 
     # -- the cache ----------------------------------------------------------------------------
     def _load(self):
         """catalogs.json, for the routes it was fetched for; a damaged file is set aside."""
         try:
             doc = json.loads(self.path.read_bytes())
-            now = time.time()
             for name, entry in doc["providers"].items():
                 route = self.routes.get(name)
                 if route is None or route.provider.local_server or entry["for"] != self._for(route):
                     continue
                 fetched = float(entry["fetched"])
-                models = [providers.Model(str(m["id"]), int(m.get("context") or 0),
-                                          bool(m.get("tools", True)), bool(m.get("vision")))
-                          for m in entry["models"]]
-                # A time in the future (a clock set back) is never fresh: fetch again.
-                self.listed[name] = (fetched if fetched <= now else 0.0, models,
-                                     {str(k): int(v) for k, v in entry.get("embeddings", {}).items()})
+                self.listed[name] = (  # a time in the future (a clock set back) is never fresh
+                    fetched if fetched <= time.time() else 0.0,
+                    [providers.Model(str(m["id"]), int(m.get("context") or 0),
+                                     bool(m.get("tools", True)), bool(m.get("vision")))
+                     for m in entry["models"]],
+                    {str(k): int(v) for k, v in entry.get("embeddings", {}).items()})
             for row in doc.get("dropped", ()):
                 self.dropped[(str(row["provider"]), str(row["model"]))] = float(row["since"])
         except FileNotFoundError:
@@ -1013,17 +954,12 @@ class Catalogs:
             self.listed, self.dropped = {}, {}
             set_aside(self.path, f"not valid catalog JSON: {e}")
 
-    def _save_soon(self):
-        if self.writer is not None:
-            self.writer.flush_soon(self.save)
-
     def save(self):
         with self.lock:
             listed, dropped = dict(self.listed), dict(self.dropped)
         doc = {"version": 1, "providers": {
             name: {"for": self._for(self.routes[name]), "fetched": round(fetched, 3),
-                   "models": [{"id": m.id, "context": m.context, "tools": m.tools,
-                               "vision": m.vision} for m in models], "embeddings": embeddings}
+                   "models": [m._asdict() for m in models], "embeddings": embeddings}
             for name, (fetched, models, embeddings) in sorted(listed.items())
             if not self.routes[name].provider.local_server},
             "dropped": [{"provider": p, "model": m, "since": round(t, 3)}
@@ -1044,8 +980,7 @@ class Ledger:
     says wins over a count, and a window past its reset starts afresh. Rows are keyed
     (provider, key hash, model or "*" for limits that span a key, unit, window); the router
     skips a key whose requests are spent and tries the key with most headroom first. Kept in
-    memory, saved to ledger.json by the writer thread.
-    """
+    memory, saved to ledger.json by the writer thread."""
 
     def __init__(self, path, overrides=None):
         self.path, self.overrides = path, overrides or {}
@@ -1054,12 +989,10 @@ class Ledger:
         self.learned = {}  # (provider, key) -> {"unit/window": limit} from a usage endpoint
         self.dirty = False
         try:
-            doc = json.loads(path.read_bytes())
             now = time.time()
-            for r in doc["rows"]:
-                if float(r["reset"]) > now:
-                    self.rows[(r["provider"], r["key"], r["model"], r["unit"], r["window"])] = [
-                        int(r["limit"]), int(r["remaining"]), float(r["reset"]), bool(r["told"])]
+            self.rows = {(r["provider"], r["key"], r["model"], r["unit"], r["window"]): [
+                int(r["limit"]), int(r["remaining"]), float(r["reset"]), bool(r["told"])]
+                for r in json.loads(path.read_bytes())["rows"] if float(r["reset"]) > now}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -1127,22 +1060,19 @@ class Ledger:
         return min((left / limit for unit, _, (limit, left, _, _) in self._live(route, key, model)
                     if unit == "requests" and limit > 0), default=1.0)
 
-    def snapshot(self, now=None):
-        """Every live row, for status, metrics and the models list."""
+    def snapshot(self, now=None, told=False):
+        """Every live row, for status, metrics and the models list; with `told` (whether a
+        header said it), for ledger.json."""
         now = time.time() if now is None else now
         with self.lock:
             return [{"provider": p, "key": k, "model": m, "unit": u, "window": w, "limit": r[0],
-                     "remaining": r[1], "reset": round(r[2], 3)}
+                     "remaining": r[1], "reset": round(r[2], 3), **({"told": r[3]} if told else {})}
                     for (p, k, m, u, w), r in sorted(self.rows.items()) if r[2] > now]
 
     def flush(self):
         if self.dirty:
             self.dirty = False
-            rows = self.snapshot()
-            with self.lock:
-                for row in rows:
-                    row["told"] = self.rows[(row["provider"], row["key"], row["model"],
-                                             row["unit"], row["window"])][3]
+            rows = self.snapshot(told=True)
             write_atomic(self.path, json.dumps({"version": 1, "rows": rows}).encode())
 
 
@@ -1153,8 +1083,11 @@ def _int(value):
         return None
 
 
-def _prom(value):
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _prom(labels):
+    """Prometheus labels: k="v" joined by commas, the values' backslashes, quotes and line
+    breaks escaped."""
+    escape = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+    return ",".join(f'{k}="{str(v).translate(escape)}"' for k, v in labels.items())
 
 
 # =============================================================================================
