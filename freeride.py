@@ -2208,8 +2208,7 @@ class Router:
 # =============================================================================================
 
 class HTTPError(Exception):
-    """An error answered to the client as OpenAI-shaped JSON (Anthropic-shaped on the
-    Anthropic routes)."""
+    """An error answered as OpenAI-shaped JSON (Anthropic-shaped on the Anthropic routes)."""
 
     def __init__(self, status, message, kind="invalid_request_error", code=None, headers=None,
                  **extra):
@@ -2231,9 +2230,8 @@ def print_traceback(redact):
 
 
 def header_safe(value):
-    """A header value from anything a client or a provider sent (a model name, a Retry-After):
-    printable ASCII as it is, anything else percent-encoded, so no CR/LF can add a header and
-    no character outside Latin-1 can break the answer."""
+    """A header value from anything a client or a provider sent: printable ASCII as it is, the
+    rest percent-encoded (no CR/LF can add a header, nothing outside Latin-1 break the answer)."""
     text = str(value)
     return text if text.isascii() and text.isprintable() else urllib.parse.quote(text, safe="")
 
@@ -2243,10 +2241,9 @@ def new_request_id():
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a deep listen backlog, a cap on open connections (a thread
-    each: beyond FREERIDE_MAX_CONNECTIONS a client gets a 503 at once), a pause when accept
-    fails (out of descriptors, it would fail again at once), and that can close live
-    connections."""
+    """ThreadingHTTPServer with a deep backlog, a cap on open connections (a thread each:
+    beyond FREERIDE_MAX_CONNECTIONS, a 503 at once), a pause when accept fails (out of
+    descriptors, it would fail again at once), and live connections it can close."""
     daemon_threads = True
     request_queue_size = 1024
     BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -2345,10 +2342,8 @@ class Server(ThreadingHTTPServer):
 
 class Hangups:
     """Closes a stream's upstream connection the moment its client hangs up, even while the
-    upstream is silent (a slow model), so the provider stops generating at once.
-
-    One thread watches every streaming client's socket; nothing runs until a stream starts.
-    """
+    upstream is silent (a slow model), so the provider stops generating at once. One thread
+    watches every streaming client's socket; nothing runs until a stream starts."""
 
     def __init__(self):
         self.selector = selectors.DefaultSelector()
@@ -2452,11 +2447,8 @@ NEVER = Deadline(float("inf"), None)  # for an answer with no socket to shut (ma
 
 class Deadlines:
     """Shuts sockets down when their deadline passes: a trickle of bytes never trips a
-    per-read timeout, so requests and upstream answers get a whole-exchange bound.
-
-    One thread serves every deadline (a heap), started on first use: arming one costs a
-    heap push, not a thread per request.
-    """
+    per-read timeout, so requests and upstream answers get a whole-exchange bound. One thread
+    serves every deadline (a heap), started on first use: arming one costs a heap push."""
 
     def __init__(self):
         self.heap = []
@@ -2572,10 +2564,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(408)
             return False
         connection = (self.headers.get("Connection") or "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
+        if connection in ("close", "keep-alive"):
+            self.close_connection = connection == "close"
         if (self.headers.get("Expect") or "").lower() == "100-continue" \
                 and self.request_version >= "HTTP/1.1":
             return self.handle_expect_100()
@@ -2590,7 +2580,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.rid = new_request_id()
         self.extra_headers = {"X-FreeRide-Request-Id": self.rid}
-        if getattr(self, "_head_deadline", None) is not None and self._head_deadline.fired:
+        if self._head_deadline.fired:
             code, message = 408, "the request did not arrive in time (FREERIDE_CLIENT_TIMEOUT)"
         code = {501: 405, 505: 400}.get(code, code)
         self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
@@ -2656,21 +2646,21 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(self.head(200, fields, headers, ["Transfer-Encoding: chunked" if
                                                           self.chunked else "Connection: close"]))
 
-    def send_event(self, data):
-        """One SSE event (bytes, without its blank line) to the client, at once."""
-        data = self.server.gateway.config.redact_bytes(data) + b"\n\n"
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+    def send_events(self, events):
+        """SSE events (bytes, each without its blank line) to the client, at once."""
+        redact = self.server.gateway.config.redact_bytes
+        for data in events:
+            data = redact(data) + b"\n\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
 
     def end_stream(self):
         if self.chunked:
             self.wfile.write(b"0\r\n\r\n")
 
     def read_body(self, limit):
-        """The request body, by Content-Length or chunked transfer; never more than limit.
-
-        A client trickling its body byte by byte never trips the per-read timeout, so the
-        whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT). A body refused
-        part-way closes the connection: its rest would be read as the next request.
+        """The request body, by Content-Length or chunked transfer; never more than limit. The
+        whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT): a trickle never
+        trips the per-read timeout. One refused closes the connection (the rest is no request).
         """
         gateway = self.server.gateway
         deadline = gateway.deadlines.arm(self.connection, gateway.config.client_timeout * 2,
@@ -2754,11 +2744,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def status_snapshot(config, cooling, usage, stats=None, quota=()):
-    """What `freeride status` shows, from configuration and state (no gateway needed).
-
-    cooling: Cooldowns.active(); usage: Stats.read_usage(); quota: Ledger.snapshot(). Keys
-    appear as index and hash.
-    """
+    """What `freeride status` shows, from configuration and state (no gateway needed), keys as
+    index and hash. cooling: Cooldowns.active(); usage: Stats.read_usage(); quota: the Ledger's."""
     now, day, pending = time.time(), usage.get(today(), {}), {}
     if stats is not None:  # this gateway's own counts, not all flushed yet
         with stats.lock:
@@ -3050,11 +3037,9 @@ class Gateway:
         action(handler)
 
     def check_browser(self, handler):
-        """Refuse DNS-rebinding Host names and web pages the user did not allow.
-
-        On loopback, only Host values that name this machine are served; any request with a
-        browser Origin must name an origin listed in FREERIDE_ALLOWED_ORIGINS.
-        """
+        """Refuse DNS-rebinding Host names and web pages the user did not allow: on loopback,
+        only Host values that name this machine; a browser Origin only if it is listed in
+        FREERIDE_ALLOWED_ORIGINS."""
         host = handler.headers.get("Host")
         if host is not None and self.local_hosts is not None:
             name = host.strip().lower()
@@ -3131,8 +3116,8 @@ class Gateway:
         try:
             handler.start_stream(PAGE_HEADERS)
             while (items := self.feed.take(queue, self.feed.KEEP_ALIVE)) is not None:
-                handler.send_event(b"\n\n".join(b"data: " + json.dumps(e).encode() for e in items)
-                                   if items else b": keep-alive")
+                handler.send_events([b"\n\n".join(b"data: " + json.dumps(e).encode()
+                                                    for e in items) if items else b": keep-alive"])
             handler.end_stream()
         except OSError:
             pass
@@ -3419,9 +3404,7 @@ class Gateway:
                             "check_embedding_ctx_length=False))", param="input")
         if not isinstance(inputs, list) or not inputs or not all(
                 isinstance(i, str) and i for i in inputs):
-            raise HTTPError(400, "`input` must be a string or a list of strings",
-                            param="input")
-        encoding = request.get("encoding_format") or "float"
+            raise HTTPError(400, "`input` must be a string or a list of strings", param="input")
         self.require_provider(handler)
         candidates = resolve_embeddings(self.config.routes, model.strip())
         if not candidates:
@@ -3457,12 +3440,10 @@ class Gateway:
 
         route, key, used, doc = self.walk(rid, [(r, m) for r, m, _ in candidates], send,
                                           time.monotonic() + self.config.request_deadline)
-        data = []
-        for i, row in enumerate(sorted(doc["data"], key=lambda r: r.get("index", 0))):
-            vector = row["embedding"]
-            if encoding == "base64":
-                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-            data.append({"object": "embedding", "index": i, "embedding": vector})
+        vectors = [r["embedding"] for r in sorted(doc["data"], key=lambda r: r.get("index", 0))]
+        if request.get("encoding_format") == "base64":
+            vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"))
@@ -3558,20 +3539,16 @@ class Gateway:
         return json.dumps(doc).encode(), doc
 
     def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
-        """Stream the first candidate that produces content; relay each event as it comes.
-
-        The upstream speaks chat completions; `encoder` writes each event in the client's
-        dialect (default: chat completions, passed through as they are).
-        """
-        options = request.get("stream_options")
-        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        """Stream the first candidate that produces content; relay each event as it comes,
+        written by `encoder` in the client's dialect (default: chat completions as they are)."""
+        options = request.get("stream_options") or {}  # checked: an object or null
+        wants_usage = options.get("include_usage") is True
         encoder = encoder or ChatEncoder(wants_usage)
 
         def send(route, key, model, timeout):
             payload = dict(request, model=model)
             if route.provider.stream_usage and not wants_usage:
-                payload["stream_options"] = dict(options if isinstance(options, dict) else {},
-                                                 include_usage=True)
+                payload["stream_options"] = dict(options, include_usage=True)
             return self.first_content(self.open(route, key, "/chat/completions", payload,
                                                 timeout), timeout, encoder.shown)
 
@@ -3586,20 +3563,19 @@ class Gateway:
             raise
         try:
             handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
-            self._send(handler, encoder.start(used))
+            handler.send_events(encoder.start(used))
             for event in itertools.chain(held, self._rest(events, response)):
                 if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
                                              and isinstance(event.doc.get("usage"), dict)):
                     usage = event.doc["usage"]
                 if event.kind == "error":
                     failure = stream_error(event, response.headers)
-                    message = classify(route.provider, failure.status, failure.headers,
-                                       failure.body).message
-                    self._send(handler, encoder.error(f"{route.name}: "
-                                                      f"{self.config.redact(message)}"))
+                    message = self.config.redact(classify(route.provider, failure.status,
+                                                          failure.headers, failure.body).message)
+                    handler.send_events(encoder.error(f"{route.name}: {message}"))
                     outcome = "error"
                     break
-                self._send(handler, encoder.chunk(event))
+                handler.send_events(encoder.chunk(event))
                 if event.kind == "done":
                     break
             else:
@@ -3607,13 +3583,13 @@ class Gateway:
                 # the upstream because the client left (it sets hung_up before closing).
                 outcome = "client closed" if hung_up.is_set() else "cut"
                 if outcome == "cut":
-                    self._send(handler, encoder.error(f"{route.name}: the stream ended "
+                    handler.send_events(encoder.error(f"{route.name}: the stream ended "
                                                       "without [DONE]"))
             handler.end_stream()
         except UpstreamFailure as e:  # the upstream broke off after content was sent
             outcome = "client closed" if hung_up.is_set() else "cut"
             try:
-                self._send(handler, encoder.error(f"{route.name}: {e.reason}"))
+                handler.send_events(encoder.error(f"{route.name}: {e.reason}"))
                 handler.end_stream()
             except OSError:
                 pass
@@ -3654,11 +3630,6 @@ class Gateway:
         except (OSError, http.client.HTTPException) as e:
             raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}") from None
 
-    @staticmethod
-    def _send(handler, events):
-        for data in events:
-            handler.send_event(data)
-
     def _finish(self, response):
         """After [DONE]: read what is left of the body briefly, then pool the connection."""
         try:
@@ -3688,13 +3659,9 @@ def _set_timeout(response, seconds):
 
 
 def _has_images(messages):
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in
-                                             ("image_url", "input_image", "image")
-                                             for p in content):
-            return True
-    return False
+    return any(isinstance(p, dict) and p.get("type") in ("image_url", "input_image", "image")
+               for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+               for p in m["content"])
 
 
 # =============================================================================================
