@@ -2534,7 +2534,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(words) >= 3:
             version = words[-1]
             number = version[5:].split(".") if version.startswith("HTTP/") else []
-            if len(number) != 2 or not all(n.isdigit() and len(n) <= 10 for n in number):
+            if len(number) != 2 or not all(n.isdecimal() and len(n) <= 10 for n in number):
                 self.send_error(400, f"Bad request version ({version!r})")
                 return False
             number = tuple(map(int, number))
@@ -2780,9 +2780,7 @@ def model_entries(routes, quota=()):
     providers, then the aliases and families; a module's preferred model that its provider's
     catalog dropped is listed with "available": false, so a user sees why it is not used."""
     merged = {}
-    for route in routes:
-        if not route.available:
-            continue
+    for route in [r for r in routes if r.available]:
         for model in route.offer.models:
             entry = merged.setdefault(model.id, {
                 "id": model.id, "object": "model", "created": 0, "owned_by": route.name,
@@ -2829,10 +2827,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self
 
 def dashboard_file(name):
     """The bytes of dashboard/<name>, through this module's loader (a zip member works too)."""
-    module = sys.modules[__name__]
-    loader = module.__loader__
-    filename = loader.get_filename(module.__spec__.name if module.__spec__ else module.__name__)
-    return loader.get_data(os.path.join(os.path.dirname(filename), "dashboard", name))
+    filename = __loader__.get_filename(__spec__.name if __spec__ else __name__)
+    return __loader__.get_data(os.path.join(os.path.dirname(filename), "dashboard", name))
 
 
 class Feed:
@@ -3250,10 +3246,8 @@ class Gateway:
             raise UpstreamFailure(0, reason=f"no {what} within {head:g} s", timeout="headers")
         if ok:
             return response
-        if whole:  # read to its end: the connection can serve the next attempt
-            self.pool.release(response)
-        else:
-            self.pool.discard(response)
+        # An error read to its end leaves the connection fit to serve the next attempt.
+        self.pool.release(response) if whole else self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
     def _guard(self, response, seconds):
@@ -3456,13 +3450,11 @@ class Gateway:
             self.config.routes, self.ledger.snapshot())})
 
     def first_content(self, response, timeout, fields=CONTENT_FIELDS):
-        """Read a stream until its first event with content; a failure before it raises.
-
-        Role-only chunks, keep-alive comments and empty events are held back, not counted;
-        so is a delta with none of `fields` (what the client's dialect shows). Something
-        (content, reasoning or a keep-alive comment) must come within
-        FREERIDE_FIRST_CONTENT_TIMEOUT, then no silence may last FREERIDE_IDLE_TIMEOUT; the
-        whole wait is bounded by the request's deadline. Garbage is a failure, not content.
+        """Read a stream until its first event with content; a failure before it raises. Role-only
+        chunks, keep-alive comments and empty events are held back, not counted; so is a delta
+        with none of `fields` (what the client's dialect shows). Something (content, reasoning
+        or a keep-alive comment) must come within FREERIDE_FIRST_CONTENT_TIMEOUT, then no silence
+        may last FREERIDE_IDLE_TIMEOUT, all within the request's deadline. Garbage is a failure.
         """
         config, started = self.config, time.monotonic()
         events, held, alive = sse_events(response), [], False
