@@ -2139,24 +2139,20 @@ class Router:
 # =============================================================================================
 
 class HTTPError(Exception):
-    """An error answered to the client as OpenAI-shaped JSON (Anthropic-shaped on the
-    Anthropic routes)."""
+    """An error answered as OpenAI-shaped JSON (Anthropic-shaped on the Anthropic routes)."""
 
     def __init__(self, status, message, kind="invalid_request_error", code=None, headers=None,
                  **extra):
         super().__init__(message)
         self.status, self.kind, self.code = status, kind, code
-        self.headers = headers or {}
-        self.extra = extra
+        self.headers, self.extra = headers or {}, extra
 
     def body(self, anthropic=False):
         if anthropic:
-            error = {"type": anthropic_error_type(self.status), "message": str(self)}
-            error.update(self.extra)
+            error = {"type": anthropic_error_type(self.status), "message": str(self), **self.extra}
             return json.dumps({"type": "error", "error": error}).encode()
-        error = {"message": str(self), "type": self.kind, "code": self.code, "param": None}
-        error.update(self.extra)
-        return json.dumps({"error": error}).encode()
+        return json.dumps({"error": {"message": str(self), "type": self.kind, "code": self.code,
+                                     "param": None, **self.extra}}).encode()
 
 
 def print_traceback(redact):
@@ -2165,9 +2161,8 @@ def print_traceback(redact):
 
 
 def header_safe(value):
-    """A header value from anything a client or a provider sent (a model name, a Retry-After):
-    printable ASCII as it is, anything else percent-encoded, so no CR/LF can add a header and
-    no character outside Latin-1 can break the answer."""
+    """A header value from anything a client or a provider sent: printable ASCII as it is, the
+    rest percent-encoded (no CR/LF can add a header, nothing outside Latin-1 break the answer)."""
     text = str(value)
     return text if text.isascii() and text.isprintable() else urllib.parse.quote(text, safe="")
 
@@ -2177,10 +2172,9 @@ def new_request_id():
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a deep listen backlog, a cap on open connections (a thread
-    each: beyond FREERIDE_MAX_CONNECTIONS a client gets a 503 at once), a pause when accept
-    fails (out of descriptors, it would fail again at once), and that can close live
-    connections."""
+    """ThreadingHTTPServer with a deep backlog, a cap on open connections (a thread each:
+    beyond FREERIDE_MAX_CONNECTIONS, a 503 at once), a pause when accept fails (out of
+    descriptors, it would fail again at once), and live connections it can close."""
     daemon_threads = True
     request_queue_size = 1024
     BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -2246,18 +2240,17 @@ class Server(ThreadingHTTPServer):
             full = len(self.live) >= self.gateway.config.max_connections
             if not full:
                 self.live.add(request)
-        if full:
-            body = HTTPError(503, "too many open connections to this gateway "
-                             "(FREERIDE_MAX_CONNECTIONS); retry shortly", kind="service_unavailable",
-                             code="too_many_connections").body()
-            try:
-                request.settimeout(1)
-                request.sendall(self.BUSY % (len(body), new_request_id().encode(), body))
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
+        if not full:
+            return super().process_request(request, client_address)
+        body = HTTPError(503, "too many open connections to this gateway "
+                         "(FREERIDE_MAX_CONNECTIONS); retry shortly", kind="service_unavailable",
+                         code="too_many_connections").body()
+        try:
+            request.settimeout(1)
+            request.sendall(self.BUSY % (len(body), new_request_id().encode(), body))
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def shutdown_request(self, request):
         with self.live_lock:
@@ -2280,10 +2273,8 @@ class Server(ThreadingHTTPServer):
 
 class Hangups:
     """Closes a stream's upstream connection the moment its client hangs up, even while the
-    upstream is silent (a slow model), so the provider stops generating at once.
-
-    One thread watches every streaming client's socket; nothing runs until a stream starts.
-    """
+    upstream is silent (a slow model), so the provider stops generating at once. One thread
+    watches every streaming client's socket; nothing runs until a stream starts."""
 
     def __init__(self):
         self.selector = selectors.DefaultSelector()
@@ -2373,8 +2364,7 @@ class Deadline:
     __slots__ = ("when", "sock", "fired", "cancelled", "how")
 
     def __init__(self, when, sock, how=socket.SHUT_RDWR):
-        self.when, self.sock, self.fired, self.cancelled = when, sock, False, False
-        self.how = how
+        self.when, self.sock, self.how, self.fired, self.cancelled = when, sock, how, False, False
 
     def __lt__(self, other):
         return self.when < other.when
@@ -2383,13 +2373,13 @@ class Deadline:
         self.cancelled = True
 
 
+NEVER = Deadline(float("inf"), None)  # for an answer with no socket to shut (made in-process)
+
+
 class Deadlines:
     """Shuts sockets down when their deadline passes: a trickle of bytes never trips a
-    per-read timeout, so requests and upstream answers get a whole-exchange bound.
-
-    One thread serves every deadline (a heap), started on first use: arming one costs a
-    heap push, not a thread per request.
-    """
+    per-read timeout, so requests and upstream answers get a whole-exchange bound. One thread
+    serves every deadline (a heap), started on first use: arming one costs a heap push."""
 
     def __init__(self):
         self.heap = []
@@ -2475,10 +2465,10 @@ class Handler(BaseHTTPRequestHandler):
         if len(words) >= 3:
             version = words[-1]
             number = version[5:].split(".") if version.startswith("HTTP/") else []
-            if len(number) != 2 or not all(n.isdigit() and len(n) <= 10 for n in number):
+            if len(number) != 2 or not all(n.isdecimal() and len(n) <= 10 for n in number):
                 self.send_error(400, f"Bad request version ({version!r})")
                 return False
-            number = int(number[0]), int(number[1])
+            number = tuple(map(int, number))
             if number >= (2, 0):
                 self.send_error(505, f"Invalid HTTP version ({version[5:]})")
                 return False
@@ -2488,11 +2478,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(400, f"Bad request syntax ({requestline!r})")
             return False
         command, path = words[:2]
-        if len(words) == 2:
-            self.close_connection = True
-            if command != "GET":
-                self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
-                return False
+        if len(words) == 2 and command != "GET":  # HTTP/0.9: close_connection is still True
+            self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
+            return False
         self.command = command
         self.path = "/" + path.lstrip("/") if path.startswith("//") else path
         try:
@@ -2507,10 +2495,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(408)
             return False
         connection = (self.headers.get("Connection") or "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive":
-            self.close_connection = False
+        if connection in ("close", "keep-alive"):
+            self.close_connection = connection == "close"
         if (self.headers.get("Expect") or "").lower() == "100-continue" \
                 and self.request_version >= "HTTP/1.1":
             return self.handle_expect_100()
@@ -2525,7 +2511,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.rid = new_request_id()
         self.extra_headers = {"X-FreeRide-Request-Id": self.rid}
-        if getattr(self, "_head_deadline", None) is not None and self._head_deadline.fired:
+        if self._head_deadline.fired:
             code, message = 408, "the request did not arrive in time (FREERIDE_CLIENT_TIMEOUT)"
         code = {501: 405, 505: 400}.get(code, code)
         self.reply_error(HTTPError(code, message or http.client.responses.get(code, "error")))
@@ -2543,12 +2529,12 @@ class Handler(BaseHTTPRequestHandler):
             self.reply_error(e)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
-        except Exception:
+        except Exception as e:
             self.close_connection = True
             if gateway.debug:
                 print_traceback(gateway.config.redact)
             else:
-                print(gateway.config.redact(f"freeride: internal error: {sys.exc_info()[1]!r}"), file=sys.stderr)
+                print(gateway.config.redact(f"freeride: internal error: {e!r}"), file=sys.stderr)
             try:
                 self.reply_error(HTTPError(500, "internal error in the FreeRide gateway",
                                            kind="server_error", code="internal_error"))
@@ -2560,21 +2546,21 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_request
 
+    def head(self, status, fields, headers, last):
+        """An answer's head: the status line, Server, `fields`, the route's headers and ours
+        (made safe), then `last`."""
+        head = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Unknown')}",
+                f"Server: {self.server_version}", *fields]
+        head += [f"{k}: {header_safe(v)}" for some in (headers, self.extra_headers)
+                 for k, v in some.items()]
+        return ("\r\n".join(head + last) + "\r\n\r\n").encode("latin-1")
+
     def reply(self, status, body, headers=None, content_type="application/json"):
         """The whole answer (head and body) in one write."""
         body = self.server.gateway.config.redact_bytes(body)
-        head = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Unknown')}",
-                f"Server: {self.server_version}",
-                f"Content-Type: {content_type}",
-                f"Content-Length: {len(body)}"]
-        head += [f"{k}: {header_safe(v)}" for k, v in (headers or {}).items()]
-        head += [f"{k}: {header_safe(v)}" for k, v in getattr(self, "extra_headers", {}).items()]
-        if self.close_connection:
-            head.append("Connection: close")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if self.command != "HEAD":
-            data += body
-        self.wfile.write(data)
+        head = self.head(status, (f"Content-Type: {content_type}", f"Content-Length: {len(body)}"),
+                         headers or {}, ["Connection: close"] if self.close_connection else [])
+        self.wfile.write(head if self.command == "HEAD" else head + body)
 
     def reply_json(self, status, doc, headers=None):
         self.reply(status, json.dumps(doc).encode(), headers)
@@ -2586,29 +2572,26 @@ class Handler(BaseHTTPRequestHandler):
     def start_stream(self, headers):
         """Send the head of a server-sent event stream (chunked under HTTP/1.1)."""
         self.chunked = self.request_version == "HTTP/1.1"
-        if not self.chunked:
-            self.close_connection = True
-        head = ["HTTP/1.1 200 OK", f"Server: {self.server_version}",
-                "Content-Type: text/event-stream", "Cache-Control: no-cache"]
-        head += [f"{k}: {header_safe(v)}" for k, v in headers.items()]
-        head += [f"{k}: {header_safe(v)}" for k, v in self.extra_headers.items()]
-        head.append("Transfer-Encoding: chunked" if self.chunked else "Connection: close")
-        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        self.close_connection |= not self.chunked
+        fields = ("Content-Type: text/event-stream", "Cache-Control: no-cache")
+        self.wfile.write(self.head(200, fields, headers, ["Transfer-Encoding: chunked" if
+                                                          self.chunked else "Connection: close"]))
 
-    def send_event(self, data):
-        """One SSE event (bytes, without its blank line) to the client, at once."""
-        data = self.server.gateway.config.redact_bytes(data) + b"\n\n"
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+    def send_events(self, events):
+        """SSE events (bytes, each without its blank line) to the client, at once."""
+        redact = self.server.gateway.config.redact_bytes
+        for data in events:
+            data = redact(data) + b"\n\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
 
     def end_stream(self):
         if self.chunked:
             self.wfile.write(b"0\r\n\r\n")
 
     def read_body(self, limit):
-        """The request body, by Content-Length or chunked transfer; never more than limit.
-
-        A client trickling its body byte by byte never trips the per-read timeout, so the
-        whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT).
+        """The request body, by Content-Length or chunked transfer; never more than limit. The
+        whole body gets the bound the head has (twice FREERIDE_CLIENT_TIMEOUT): a trickle never
+        trips the per-read timeout. One refused closes the connection (the rest is no request).
         """
         gateway = self.server.gateway
         deadline = gateway.deadlines.arm(self.connection, gateway.config.client_timeout * 2,
@@ -2616,8 +2599,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return self._read_body(limit)
         except (HTTPError, socket.timeout) as e:
+            self.close_connection = True
             if deadline.fired or isinstance(e, socket.timeout):
-                self.close_connection = True
                 raise HTTPError(408, "the request body did not arrive in time",
                                 code="request_timeout") from None
             raise
@@ -2630,51 +2613,43 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             if self.command in ("POST", "PUT", "PATCH"):
-                self.close_connection = True
                 raise HTTPError(411, "a request body needs a Content-Length header",
                                 code="length_required")
             return b""
         try:
             length = int(length)
-            if length < 0:
-                raise ValueError
         except ValueError:
-            self.close_connection = True
-            raise HTTPError(400, "invalid Content-Length header") from None
+            length = -1
+        if length < 0:
+            raise HTTPError(400, "invalid Content-Length header")
         if length > limit:
-            self.close_connection = True
             raise HTTPError(413, f"request body over the {limit}-byte limit (FREERIDE_MAX_BODY)",
                             code="request_too_large")
         body = self.rfile.read(length)
         if len(body) != length:
-            self.close_connection = True
             raise HTTPError(400, "request body shorter than its Content-Length")
         return body
 
     def _read_chunked(self, limit):
         parts, size = [], 0
         for _ in range(1_000_000):
-            line = self.rfile.readline(1024)
             try:
-                n = int(line.split(b";")[0].strip(), 16)
-                if n < 0:
-                    raise ValueError
+                n = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
             except ValueError:
-                self.close_connection = True
-                raise HTTPError(400, "malformed chunked request body") from None
+                n = -1
+            if n < 0:
+                raise HTTPError(400, "malformed chunked request body")
             if n == 0:
                 while self.rfile.readline(1024).strip():
                     pass
                 return b"".join(parts)
             size += n
             if size > limit:
-                self.close_connection = True
                 raise HTTPError(413, f"request body over the {limit}-byte limit "
                                 "(FREERIDE_MAX_BODY)", code="request_too_large")
             chunk = self.rfile.read(n)
             self.rfile.readline(8)
             if len(chunk) != n:
-                self.close_connection = True
                 raise HTTPError(400, "request body ended inside a chunk")
             parts.append(chunk)
         raise HTTPError(400, "too many chunks in the request body")
@@ -2682,60 +2657,47 @@ class Handler(BaseHTTPRequestHandler):
     def read_json(self, limit):
         """The request body as a JSON object, nested no deeper than MAX_NESTING levels (checked
         here, before any recursive walk of it). A leading UTF-8 BOM is no error."""
-        body = self.read_body(limit).removeprefix(b"\xef\xbb\xbf")
-        too_deep = HTTPError(400, f"request body is nested too deeply: at most {MAX_NESTING} "
-                             "levels of arrays and objects")
         try:
-            doc = json.loads(body)
+            doc = json.loads(self.read_body(limit).removeprefix(b"\xef\xbb\xbf"))
+            too_deep = isinstance(doc, dict) and nested_over(doc, MAX_NESTING)
         except UnicodeDecodeError:
             raise HTTPError(400, "request body is not valid UTF-8") from None
         except ValueError as e:
             raise HTTPError(400, f"request body is not valid JSON: {e}") from None
         except RecursionError:
-            raise too_deep from None
+            too_deep = True
+        if too_deep:
+            raise HTTPError(400, f"request body is nested too deeply: at most {MAX_NESTING} "
+                            "levels of arrays and objects")
         if not isinstance(doc, dict):
             raise HTTPError(400, "request body must be a JSON object")
-        if nested_over(doc, MAX_NESTING):
-            raise too_deep
         return doc
 
 
 def status_snapshot(config, cooling, usage, stats=None, quota=()):
-    """What `freeride status` shows, from configuration and state (no gateway needed).
-
-    cooling: Cooldowns.active(); usage: Stats.read_usage(); quota: Ledger.snapshot(). Keys
-    appear as index and hash.
-    """
-    now = time.time()
-    day = usage.get(today(), {})
-    # This gateway's own counts are not all flushed yet: add what is pending.
-    pending = {}
-    if stats is not None:
+    """What `freeride status` shows, from configuration and state (no gateway needed), keys as
+    index and hash. cooling: Cooldowns.active(); usage: Stats.read_usage(); quota: the Ledger's."""
+    now, day, pending = time.time(), usage.get(today(), {}), {}
+    if stats is not None:  # this gateway's own counts, not all flushed yet
         with stats.lock:
             pending = {p: row for (d, p), row in stats.pending.items() if d == today()}
+    cooling = sorted(cooling.items(), key=lambda kv: kv[1].until)
     providers_ = []
     for route in config.routes:
-        index = {k.id: k.index for k in route.keys}
-        rows = []
-        for (provider, key, model), c in sorted(cooling.items(), key=lambda kv: kv[1].until):
-            if provider != route.name:
-                continue
-            rows.append({"key": index.get(key, key) if key != "*" else "*", "model": model,
-                         "class": c.cls, "reason": c.reason, "until": round(c.until, 3),
-                         "remaining_s": round(c.until - now, 1)})
-        used = day.get(route.name, {})
-        extra = pending.get(route.name, (0, 0))
-        left = [dict(q, key=index.get(q["key"], q["key"])) for q in quota
-                if q["provider"] == route.name]
-        providers_.append({"name": route.name, "keys": len(route.keys), "cooling": rows,
-                           "key_ids": [k.id for k in route.keys],
-                           "quota": left,
-                           "local": route.provider.local_server, "answering": route.available,
-                           "today": {"requests": used.get("requests", 0) + extra[0],
-                                     "tokens": used.get("tokens", 0) + extra[1]}})
-    return {"providers": providers_,
-            "capacity_today": {"requests": sum(q["remaining"] for q in quota
-                                               if q["unit"] == "requests" and q["window"] == "day")},
+        index = {k.id: k.index for k in route.keys}  # a provider-wide cooldown's key is "*"
+        used, extra = day.get(route.name, {}), pending.get(route.name, (0, 0))
+        providers_.append({"name": route.name, "keys": len(route.keys), "cooling": [
+            {"key": index.get(key, key), "model": model, "class": c.cls, "reason": c.reason,
+             "until": round(c.until, 3), "remaining_s": round(c.until - now, 1)}
+            for (provider, key, model), c in cooling if provider == route.name],
+            "key_ids": [k.id for k in route.keys],
+            "quota": [dict(q, key=index.get(q["key"], q["key"])) for q in quota
+                      if q["provider"] == route.name],
+            "local": route.provider.local_server, "answering": route.available,
+            "today": {"requests": used.get("requests", 0) + extra[0],
+                      "tokens": used.get("tokens", 0) + extra[1]}})
+    left = sum(q["remaining"] for q in quota if q["unit"] == "requests" and q["window"] == "day")
+    return {"providers": providers_, "capacity_today": {"requests": left},
             "unconfigured": [{"name": n, "fix": how} for n, how in config.unconfigured]}
 
 
@@ -2749,9 +2711,7 @@ def model_entries(routes, quota=()):
     providers, then the aliases and families; a module's preferred model that its provider's
     catalog dropped is listed with "available": false, so a user sees why it is not used."""
     merged = {}
-    for route in routes:
-        if not route.available:
-            continue
+    for route in [r for r in routes if r.available]:
         for model in route.offer.models:
             entry = merged.setdefault(model.id, {
                 "id": model.id, "object": "model", "created": 0, "owned_by": route.name,
@@ -2798,10 +2758,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self
 
 def dashboard_file(name):
     """The bytes of dashboard/<name>, through this module's loader (a zip member works too)."""
-    module = sys.modules[__name__]
-    loader = module.__loader__
-    filename = loader.get_filename(module.__spec__.name if module.__spec__ else module.__name__)
-    return loader.get_data(os.path.join(os.path.dirname(filename), "dashboard", name))
+    filename = __loader__.get_filename(__spec__.name if __spec__ else __name__)
+    return __loader__.get_data(os.path.join(os.path.dirname(filename), "dashboard", name))
 
 
 class Feed:
@@ -2991,8 +2949,10 @@ class Gateway:
             return
         public = handler.command in ("GET", "HEAD") and (path in self.PUBLIC or (
             path == "/" and self.wants_page(handler)))
-        if self.config.api_key and not public:
-            self.check_client_key(handler)
+        if self.config.api_key and not public and not self.client_key_ok(handler):
+            raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
+                            "'Authorization: Bearer <key>' or 'x-api-key'",
+                            kind="authentication_error", code="invalid_api_key")
         methods = self.routes.get(path) or self.routes.get("/v1" + path)
         if methods is None:
             raise HTTPError(404, f"unknown path {handler.command} {path}", code="not_found")
@@ -3004,11 +2964,9 @@ class Gateway:
         action(handler)
 
     def check_browser(self, handler):
-        """Refuse DNS-rebinding Host names and web pages the user did not allow.
-
-        On loopback, only Host values that name this machine are served; any request with a
-        browser Origin must name an origin listed in FREERIDE_ALLOWED_ORIGINS.
-        """
+        """Refuse DNS-rebinding Host names and web pages the user did not allow: on loopback,
+        only Host values that name this machine; a browser Origin only if it is listed in
+        FREERIDE_ALLOWED_ORIGINS."""
         host = handler.headers.get("Host")
         if host is not None and self.local_hosts is not None:
             name = host.strip().lower()
@@ -3026,14 +2984,8 @@ class Gateway:
             handler.extra_headers["Access-Control-Allow-Origin"] = origin
             handler.extra_headers["Vary"] = "Origin"
 
-    def check_client_key(self, handler):
-        """With FREERIDE_API_KEY set, every request must carry it (compared in constant time)."""
-        if not self.client_key_ok(handler):
-            raise HTTPError(401, "this gateway needs its key (FREERIDE_API_KEY) as "
-                            "'Authorization: Bearer <key>' or 'x-api-key'",
-                            kind="authentication_error", code="invalid_api_key")
-
     def client_key_ok(self, handler):
+        """Whether the request carries FREERIDE_API_KEY (compared in constant time)."""
         sent = handler.headers.get("x-api-key") or ""
         auth = handler.headers.get("Authorization") or ""
         if auth[:7].lower() == "bearer ":
@@ -3091,8 +3043,8 @@ class Gateway:
         try:
             handler.start_stream(PAGE_HEADERS)
             while (items := self.feed.take(queue, self.feed.KEEP_ALIVE)) is not None:
-                handler.send_event(b"\n\n".join(b"data: " + json.dumps(e).encode() for e in items)
-                                   if items else b": keep-alive")
+                handler.send_events([b"\n\n".join(b"data: " + json.dumps(e).encode()
+                                                    for e in items) if items else b": keep-alive"])
             handler.end_stream()
         except OSError:
             pass
@@ -3115,12 +3067,10 @@ class Gateway:
         return doc
 
     def metrics(self, handler):
-        cooling = {}
-        for (provider, key, model), _ in self.cooldowns.active().items():
+        cooling = {route.name: 0 for route in self.config.routes}
+        for provider, key, model in self.cooldowns.active():
             if key != "*" and model == "*":
                 cooling[provider] = cooling.get(provider, 0) + 1
-        for route in self.config.routes:
-            cooling.setdefault(route.name, 0)
         handler.reply(200, self.stats.metrics(cooling, self.ledger.snapshot(),
                                               {k.id: k.index for r in self.config.routes
                                                for k in r.keys}).encode(),
@@ -3132,13 +3082,12 @@ class Gateway:
         if any(r.available for r in self.config.routes):
             return
         wanted = "; ".join(f"{name}: {how}" for name, how in self.config.unconfigured)
-        self.writer.event(req=handler.rid, event="failed", status=503,
-                          message="no provider configured")
-        raise HTTPError(503, "FreeRide has no provider to ask: set at least one key and restart "
-                        f"the gateway ({wanted}). {KEYLESS_HINT} Or start a local server "
-                        "(Ollama, llama.cpp, LM Studio), or try `freeride serve --demo`.",
-                        kind="service_unavailable", code="no_providers_configured",
-                        headers={"x-should-retry": "false"})
+        raise self.failed(handler.rid, HTTPError(
+            503, "FreeRide has no provider to ask: set at least one key and restart the gateway "
+            f"({wanted}). {KEYLESS_HINT} Or start a local server (Ollama, llama.cpp, LM Studio), "
+            "or try `freeride serve --demo`.", kind="service_unavailable",
+            code="no_providers_configured", headers={"x-should-retry": "false"}),
+            "no provider configured")
 
     def unserved(self, rid, model, candidates, tools, vision):
         """The 404 for a request no configured model can take, saying why."""
@@ -3149,21 +3098,25 @@ class Gateway:
             why = f"no configured model that serves {model!r} can {needs}"
         else:
             why = f"no configured provider serves {model!r} (GET /v1/models lists what does)"
-        self.writer.event(req=rid, event="failed", status=404, message=why)
-        raise HTTPError(404, why, code="model_not_found", param="model",
-                        headers={"x-should-retry": "false"})
+        raise self.failed(rid, HTTPError(404, why, code="model_not_found", param="model",
+                                         headers={"x-should-retry": "false"}))
+
+    def failed(self, rid, error, message=None):
+        """The HTTPError that answers a request, logged as its failure (with `message`)."""
+        self.writer.event(req=rid, event="failed", status=error.status,
+                          message=str(error) if message is None else message)
+        return error
 
     def exhausted(self, rid, failure):
         """The final answer when nothing could serve: 429 if waiting helps, else 503."""
         attempts = failure.attempts
-        waits = [a.get("cooldown_s") for a in attempts]
         if not attempts:  # nothing to try: asking again will not help
-            self.writer.event(req=rid, event="failed", status=404, message=str(failure))
-            return HTTPError(404, str(failure), code="model_not_found", param="model",
-                             attempts=[], headers={"x-should-retry": "false"})
+            return self.failed(rid, HTTPError(404, str(failure), code="model_not_found",
+                                              param="model", attempts=[],
+                                              headers={"x-should-retry": "false"}))
         if all(a["class"] in (RATE_LIMIT, QUOTA) for a in attempts):
-            retry = max(1, int(min(w for w in waits if w is not None) + 0.999)) \
-                if any(w is not None for w in waits) else 60
+            waits = [a["cooldown_s"] for a in attempts if a.get("cooldown_s") is not None]
+            retry = max(1, int(min(waits) + 0.999)) if waits else 60
             hint = (f"Every free provider is rate-limited or out of quota; the soonest is back "
                     f"in {retry} s. Add keys for more providers to get more capacity.")
             error = HTTPError(429, f"{failure}. {hint}", kind="rate_limit_error",
@@ -3174,8 +3127,7 @@ class Gateway:
                     "failovers live.")
             error = HTTPError(503, f"{failure}. {hint}", kind="service_unavailable",
                               code="no_provider_available", attempts=attempts, hint=hint)
-        self.writer.event(req=rid, event="failed", status=error.status, message=str(failure))
-        return error
+        return self.failed(rid, error, str(failure))
 
     def client_fault(self, rid, fault):
         """A provider's CLIENT error, as the client's own: its status and message."""
@@ -3186,12 +3138,12 @@ class Gateway:
             upstream = json.loads(text)
         except ValueError:
             upstream = text
-        self.writer.event(req=rid, event="failed", status=failure.status,
-                          message=fault.attempt["message"])
-        return HTTPError(failure.status, fault.verdict.message,
-                         code="upstream_client_error", provider=fault.attempt["provider"],
-                         upstream=upstream,
-                         headers={"X-FreeRide-Provider": fault.attempt["provider"]})
+        provider = fault.attempt["provider"]
+        return self.failed(rid, HTTPError(failure.status, fault.verdict.message,
+                                          code="upstream_client_error", provider=provider,
+                                          upstream=upstream,
+                                          headers={"X-FreeRide-Provider": provider}),
+                           fault.attempt["message"])
 
     # -- the upstream exchange --------------------------------------------------------------
     def open(self, route, key, path, payload, timeout):
@@ -3209,55 +3161,44 @@ class Gateway:
             head = min(self.config.first_byte_timeout, timeout)
             response = self.pool.request("POST", provider.url(path, key.account), body, headers,
                                          head, lambda sock: self.deadlines.arm(sock, head))
-        if not provider.local:
             self.ledger.observe(route, key, payload.get("model"), response.headers)
-        guard = getattr(response, "freeride_guard", None)
-        if 200 <= response.status < 300:
-            if guard is not None:
-                guard.cancel()
-                if guard.fired:  # its shutdown ended a trickled head early: not an answer
-                    self.pool.discard(response)
-                    raise UpstreamFailure(0, reason=f"no response head within {head:g} s",
-                                          timeout="headers")
-            return response
-        try:  # an error body that never ends is cut at the head's deadline too
-            body = response.read(1 * MiB)
-            whole = response.isclosed() and not (guard is not None and guard.fired)
-        except (OSError, http.client.HTTPException):
-            body, whole = b"", False
-        if guard is not None:
-            guard.cancel()
-            if guard.fired:
-                self.pool.discard(response)
-                raise UpstreamFailure(0, reason=f"no whole error answer within {head:g} s",
-                                      timeout="headers")
-        if whole:  # read to its end: the connection can serve the next attempt
-            self.pool.release(response)
-        else:
+        guard = getattr(response, "freeride_guard", NEVER)
+        ok, body, whole = 200 <= response.status < 300, b"", False
+        if not ok:
+            try:  # an error body that never ends is cut at the head's deadline too
+                body = response.read(1 * MiB)
+                whole = response.isclosed()
+            except (OSError, http.client.HTTPException):
+                pass
+        guard.cancel()
+        if guard.fired:  # its shutdown ended a trickled head (or error body) early
             self.pool.discard(response)
+            what = "response head" if ok else "whole error answer"
+            raise UpstreamFailure(0, reason=f"no {what} within {head:g} s", timeout="headers")
+        if ok:
+            return response
+        # An error read to its end leaves the connection fit to serve the next attempt.
+        self.pool.release(response) if whole else self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
     def _guard(self, response, seconds):
-        """Bound a whole upstream answer to `seconds` (None: no bound, or no socket to shut)."""
+        """A Deadline over a whole upstream answer: its socket is shut when `seconds` pass."""
         sock = getattr(response, "freeride_sock", None)
-        if seconds is None or sock is None:
-            return None
-        return self.deadlines.arm(sock, seconds)
+        return NEVER if sock is None else self.deadlines.arm(sock, seconds)
 
-    def read_answer(self, response, timeout=None):
+    def read_answer(self, response, timeout):
         """The JSON body of a successful plain answer; a broken one is an UpstreamFailure."""
         guard = self._guard(response, timeout)
         try:
             _set_timeout(response, self.config.idle_timeout)
             body = response.read(64 * MiB)
-            if guard is not None and guard.fired:
+            if guard.fired:
                 raise OSError("the request deadline passed while the answer came in")
         except (OSError, http.client.HTTPException) as e:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"answer cut off: {_short(e)}") from None
         finally:
-            if guard is not None:
-                guard.cancel()
+            guard.cancel()
         self.pool.release(response)
         try:
             doc = json.loads(body)
@@ -3274,36 +3215,15 @@ class Gateway:
     def chat(self, handler):
         request = handler.read_json(self.config.max_body)
         check_request(request, CHAT_FIELDS)
-        model = request["model"]
-        self.require_provider(handler)
-        rid = handler.rid
-        tools = bool(request.get("tools") or request.get("functions"))
-        vision = _has_images(request["messages"])
-        candidates = resolve(self.config.routes, model.strip(), tools, vision)
-        self.writer.event(req=rid, event="request", model=model,
-                          stream=request.get("stream") is True, path="/v1/chat/completions")
-        self.unserved(rid, model, candidates, tools, vision)
-        answer = self.exchange(handler, rid, request, candidates)
-        if answer is None:
-            return
-        route, used, body, doc = answer
-        body = body.rstrip()
-        body = body[:-1] + b',"_freeride_provider":' + json.dumps(route.name).encode() + b"}"
-        handler.reply(200, body, {"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
+        self.exchange(handler, "/v1/chat/completions", request, request["model"])
 
     def messages(self, handler):
         """POST /v1/messages: the Anthropic Messages API (Claude Code) over the one walk."""
-        request, model = self._dialect_request(handler, ANTHROPIC_FIELDS)
+        request = handler.read_json(self.config.max_body)
+        check_request(request, ANTHROPIC_FIELDS, dotted=True)  # as its translator names items
         payload, dropped = anthropic_to_chat(request)
-        rid, candidates = self._dialect_start(handler, "/v1/messages", payload, model,
-                                              dropped)
-        answer = self.exchange(handler, rid, payload, candidates,
-                               AnthropicEncoder(estimate_tokens(payload["messages"])))
-        if answer is not None:
-            route, used, _, doc = answer
-            message = dict(chat_to_anthropic(doc, used), _freeride_provider=route.name)
-            handler.reply_json(200, message, {"X-FreeRide-Provider": route.name,
-                                              "X-FreeRide-Model": used})
+        self.exchange(handler, "/v1/messages", payload, request["model"].strip(), dropped,
+                      AnthropicEncoder(estimate_tokens(payload["messages"])), chat_to_anthropic)
 
     def count_tokens(self, handler):
         """POST /v1/messages/count_tokens: an estimate (no provider is asked), which is what
@@ -3316,42 +3236,12 @@ class Gateway:
 
     def responses(self, handler):
         """POST /v1/responses: the OpenAI Responses API (Codex), stateless, over the one walk."""
-        request, model = self._dialect_request(handler, RESPONSES_FIELDS)
-        payload, names, dropped = responses_to_chat(request)
-        rid, candidates = self._dialect_start(handler, "/v1/responses", payload, model,
-                                              dropped)
-        answer = self.exchange(handler, rid, payload, candidates,
-                               ResponsesEncoder(estimate_tokens(payload["messages"]), names))
-        if answer is not None:
-            route, used, _, doc = answer
-            response = dict(chat_to_response(doc, used, names), _freeride_provider=route.name)
-            handler.reply_json(200, response, {"X-FreeRide-Provider": route.name,
-                                               "X-FreeRide-Model": used})
-
-    def _dialect_request(self, handler, fields):
-        """The request body of a dialect route, checked against its table, and its `model`."""
         request = handler.read_json(self.config.max_body)
-        check_request(request, fields, dotted=True)  # as their translators name input items
-        return request, request["model"].strip()
-
-    def _dialect_start(self, handler, path, payload, model, dropped):
-        """A request id and the candidates for a translated payload, logged as a request."""
-        self.require_provider(handler)
-        tools, vision = bool(payload.get("tools")), _has_images(payload["messages"])
-        if path == "/v1/messages" and model.lower().startswith("claude-"):
-            # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
-            candidates = resolve(self.config.routes, self.config.claude_model, tools, vision) \
-                if self.config.claude_model else resolve(self.config.routes, "auto", True, vision)
-        else:
-            candidates = resolve(self.config.routes, model, tools, vision)
-        rid = handler.rid
-        self.writer.event(req=rid, event="request", model=model, stream=payload["stream"],
-                          path=path)
-        self.unserved(rid, model, candidates, tools, vision)
-        if dropped:
-            self.writer.event(req=rid, event="dropped", tools=dropped,
-                              message="tools only the original service runs were not sent on")
-        return rid, candidates
+        check_request(request, RESPONSES_FIELDS, dotted=True)  # as its translator names items
+        payload, names, dropped = responses_to_chat(request)
+        self.exchange(handler, "/v1/responses", payload, request["model"].strip(), dropped,
+                      ResponsesEncoder(estimate_tokens(payload["messages"]), names),
+                      lambda doc, used: chat_to_response(doc, used, names))
 
     def walk(self, rid, candidates, send, deadline, hold=False, tokens=0):
         """Router.walk for a route: nothing left, or the client's own error, as the HTTPError
@@ -3364,18 +3254,31 @@ class Gateway:
         except ClientFault as e:
             raise self.client_fault(rid, e) from None
 
-    def exchange(self, handler, rid, payload, candidates, encoder=None):
-        """Walk the candidates with one chat-completions payload, for every dialect.
-
-        Streamed (payload["stream"]), the answer goes to the client through `encoder` and None
-        is returned; plain, the answer is returned as (route, model, body bytes, doc). Nothing
-        left, or the client's own error: raised as the HTTPError to answer.
-        """
+    def exchange(self, handler, path, payload, model, dropped=(), encoder=None, shape=None):
+        """Answer one chat-completions payload, for every dialect: the candidates for `model`
+        walked, the answer streamed through `encoder` (payload["stream"]) or plain, made by
+        `shape(doc, model)` (None: chat completions, the provider's own bytes). Nothing left,
+        or the client's own error: raised as the HTTPError to answer."""
+        self.require_provider(handler)
+        rid, routes = handler.rid, self.config.routes
+        tools = bool(payload.get("tools") or payload.get("functions"))
+        vision = _has_images(payload["messages"])
+        if path == "/v1/messages" and model.lower().startswith("claude-"):
+            # Claude Code names its opus/sonnet/haiku slots; all get the best free tool model.
+            candidates = resolve(routes, self.config.claude_model, tools, vision) \
+                if self.config.claude_model else resolve(routes, "auto", True, vision)
+        else:
+            candidates = resolve(routes, model.strip(), tools, vision)
+        self.writer.event(req=rid, event="request", model=model,
+                          stream=payload.get("stream") is True, path=path)
+        self.unserved(rid, model, candidates, tools, vision)
+        if dropped:
+            self.writer.event(req=rid, event="dropped", tools=dropped,
+                              message="tools only the original service runs were not sent on")
         started = time.monotonic()
         deadline = started + self.config.request_deadline
         if payload.get("stream"):
-            self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
-            return None
+            return self.relay_stream(handler, rid, payload, candidates, deadline, encoder)
         # Streamed upstream and assembled, so that a dead provider shows within seconds, not
         # when a plain answer's timeout ends; what assembly cannot reproduce goes plainly.
         whole = payload.get("n") in (None, 1) and not payload.get("logprobs")
@@ -3403,7 +3306,12 @@ class Gateway:
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"), ms=round((now - started) * 1000),
                           ttft_ms=round(((first[-1] if first else now) - started) * 1000))
-        return route, used, body, doc
+        if shape is None:  # the provider's own bytes, marked with who answered
+            mark = b',"_freeride_provider":' + json.dumps(route.name).encode()
+            body = body.rstrip()[:-1] + mark + b"}"
+        else:
+            body = json.dumps(dict(shape(doc, used), _freeride_provider=route.name)).encode()
+        handler.reply(200, body, {"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
 
     def embeddings(self, handler):
         request = handler.read_json(self.config.max_body)
@@ -3421,9 +3329,7 @@ class Gateway:
                             "check_embedding_ctx_length=False))", param="input")
         if not isinstance(inputs, list) or not inputs or not all(
                 isinstance(i, str) and i for i in inputs):
-            raise HTTPError(400, "`input` must be a string or a list of strings",
-                            param="input")
-        encoding = request.get("encoding_format") or "float"
+            raise HTTPError(400, "`input` must be a string or a list of strings", param="input")
         self.require_provider(handler)
         candidates = resolve_embeddings(self.config.routes, model.strip())
         if not candidates:
@@ -3459,12 +3365,10 @@ class Gateway:
 
         route, key, used, doc = self.walk(rid, [(r, m) for r, m, _ in candidates], send,
                                           time.monotonic() + self.config.request_deadline)
-        data = []
-        for i, row in enumerate(sorted(doc["data"], key=lambda r: r.get("index", 0))):
-            vector = row["embedding"]
-            if encoding == "base64":
-                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-            data.append({"object": "embedding", "index": i, "embedding": vector})
+        vectors = [r["embedding"] for r in sorted(doc["data"], key=lambda r: r.get("index", 0))]
+        if request.get("encoding_format") == "base64":
+            vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
                           tokens=usage.get("total_tokens"))
@@ -3477,13 +3381,11 @@ class Gateway:
             self.config.routes, self.ledger.snapshot())})
 
     def first_content(self, response, timeout, fields=CONTENT_FIELDS):
-        """Read a stream until its first event with content; a failure before it raises.
-
-        Role-only chunks, keep-alive comments and empty events are held back, not counted;
-        so is a delta with none of `fields` (what the client's dialect shows). Something
-        (content, reasoning or a keep-alive comment) must come within
-        FREERIDE_FIRST_CONTENT_TIMEOUT, then no silence may last FREERIDE_IDLE_TIMEOUT; the
-        whole wait is bounded by the request's deadline. Garbage is a failure, not content.
+        """Read a stream until its first event with content; a failure before it raises. Role-only
+        chunks, keep-alive comments and empty events are held back, not counted; so is a delta
+        with none of `fields` (what the client's dialect shows). Something (content, reasoning
+        or a keep-alive comment) must come within FREERIDE_FIRST_CONTENT_TIMEOUT, then no silence
+        may last FREERIDE_IDLE_TIMEOUT, all within the request's deadline. Garbage is a failure.
         """
         config, started = self.config, time.monotonic()
         events, held, alive = sse_events(response), [], False
@@ -3502,31 +3404,27 @@ class Gateway:
                 held.append(event)
                 if not alive and event.kind in ("comment", "content"):
                     alive = True  # not dead: from here only silence and the deadline count
-                    guard.cancel() if guard is not None else None
+                    guard.cancel()
                     guard = self._guard(response, timeout - (time.monotonic() - started))
                     _set_timeout(response, config.idle_timeout)
                 if event.kind == "content" and (fields is CONTENT_FIELDS
                                                 or carries(event.doc, fields)):
-                    _set_timeout(response, config.idle_timeout)
                     return response, held, events
-            if guard is not None and guard.fired:  # its shutdown reads as the stream's end
-                stage = "idle" if alive else "first content"
-                raise UpstreamFailure(0, reason=f"nothing within the {stage} timeout",
-                                      timeout=stage)
-            raise UpstreamFailure(0, reason="stream ended before any content")
+            # the stream ended: the guard's shutdown reads as an end too
+            timed_out, cut = guard.fired, "stream ended before any content"
         except UpstreamFailure:
             self.pool.discard(response)
             raise
         except (OSError, http.client.HTTPException) as e:
-            self.pool.discard(response)
-            stage = "idle" if alive else "first content"
-            if isinstance(e, socket.timeout) or (guard is not None and guard.fired):
-                raise UpstreamFailure(0, reason=f"nothing within the {stage} timeout",
-                                      timeout=stage) from None
-            raise UpstreamFailure(0, reason=f"stream cut before any content: {_short(e)}") from None
+            timed_out = isinstance(e, socket.timeout) or guard.fired
+            cut = f"stream cut before any content: {_short(e)}"
         finally:
-            if guard is not None:
-                guard.cancel()
+            guard.cancel()
+        self.pool.discard(response)
+        if timed_out:
+            stage = "idle" if alive else "first content"
+            raise UpstreamFailure(0, reason=f"nothing within the {stage} timeout", timeout=stage)
+        raise UpstreamFailure(0, reason=cut)
 
     def collect(self, response, timeout, first):
         """A plain answer from an upstream stream: read whole, then assembled into the
@@ -3552,10 +3450,9 @@ class Gateway:
         except (OSError, http.client.HTTPException) as e:
             self.pool.discard(response)
             raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}",
-                                  timeout="request" if guard and guard.fired else "") from None
+                                  timeout="request" if guard.fired else "") from None
         finally:
-            if guard is not None:
-                guard.cancel()
+            guard.cancel()
         try:
             doc = assemble(held + rest, response.headers)
         except UpstreamFailure:
@@ -3565,20 +3462,16 @@ class Gateway:
         return json.dumps(doc).encode(), doc
 
     def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
-        """Stream the first candidate that produces content; relay each event as it comes.
-
-        The upstream speaks chat completions; `encoder` writes each event in the client's
-        dialect (default: chat completions, passed through as they are).
-        """
-        options = request.get("stream_options")
-        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        """Stream the first candidate that produces content; relay each event as it comes,
+        written by `encoder` in the client's dialect (default: chat completions as they are)."""
+        options = request.get("stream_options") or {}  # checked: an object or null
+        wants_usage = options.get("include_usage") is True
         encoder = encoder or ChatEncoder(wants_usage)
 
         def send(route, key, model, timeout):
             payload = dict(request, model=model)
             if route.provider.stream_usage and not wants_usage:
-                payload["stream_options"] = dict(options if isinstance(options, dict) else {},
-                                                 include_usage=True)
+                payload["stream_options"] = dict(options, include_usage=True)
             return self.first_content(self.open(route, key, "/chat/completions", payload,
                                                 timeout), timeout, encoder.shown)
 
@@ -3593,20 +3486,19 @@ class Gateway:
             raise
         try:
             handler.start_stream({"X-FreeRide-Provider": route.name, "X-FreeRide-Model": used})
-            self._send(handler, encoder.start(used))
+            handler.send_events(encoder.start(used))
             for event in itertools.chain(held, self._rest(events, response)):
                 if event.kind == "usage" or (event.doc and isinstance(event.doc, dict)
                                              and isinstance(event.doc.get("usage"), dict)):
                     usage = event.doc["usage"]
                 if event.kind == "error":
                     failure = stream_error(event, response.headers)
-                    message = classify(route.provider, failure.status, failure.headers,
-                                       failure.body).message
-                    self._end_with_error(handler, encoder,
-                                         f"{route.name}: {self.config.redact(message)}")
+                    message = self.config.redact(classify(route.provider, failure.status,
+                                                          failure.headers, failure.body).message)
+                    handler.send_events(encoder.error(f"{route.name}: {message}"))
                     outcome = "error"
                     break
-                self._send(handler, encoder.chunk(event))
+                handler.send_events(encoder.chunk(event))
                 if event.kind == "done":
                     break
             else:
@@ -3614,13 +3506,13 @@ class Gateway:
                 # the upstream because the client left (it sets hung_up before closing).
                 outcome = "client closed" if hung_up.is_set() else "cut"
                 if outcome == "cut":
-                    self._end_with_error(handler, encoder,
-                                         f"{route.name}: the stream ended without [DONE]")
+                    handler.send_events(encoder.error(f"{route.name}: the stream ended "
+                                                      "without [DONE]"))
             handler.end_stream()
         except UpstreamFailure as e:  # the upstream broke off after content was sent
             outcome = "client closed" if hung_up.is_set() else "cut"
             try:
-                self._end_with_error(handler, encoder, f"{route.name}: {e.reason}")
+                handler.send_events(encoder.error(f"{route.name}: {e.reason}"))
                 handler.end_stream()
             except OSError:
                 pass
@@ -3661,16 +3553,6 @@ class Gateway:
         except (OSError, http.client.HTTPException) as e:
             raise UpstreamFailure(0, reason=f"the stream was cut: {_short(e)}") from None
 
-    @staticmethod
-    def _send(handler, events):
-        for data in events:
-            handler.send_event(data)
-
-    @staticmethod
-    def _end_with_error(handler, encoder, message):
-        for data in encoder.error(message):
-            handler.send_event(data)
-
     def _finish(self, response):
         """After [DONE]: read what is left of the body briefly, then pool the connection."""
         try:
@@ -3700,13 +3582,9 @@ def _set_timeout(response, seconds):
 
 
 def _has_images(messages):
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in
-                                             ("image_url", "input_image", "image")
-                                             for p in content):
-            return True
-    return False
+    return any(isinstance(p, dict) and p.get("type") in ("image_url", "input_image", "image")
+               for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list)
+               for p in m["content"])
 
 
 # =============================================================================================
