@@ -3893,17 +3893,14 @@ CHAT_FIELDS = {
                 "custom": (*_NAMED, lambda t: t["type"] == "custom")}], "a list of tool objects"),
     "tool_choice": _TOOL_CHOICE, "parallel_tool_calls": _BOOL, "response_format": _FORMAT,
 }
-EMBEDDING_FIELDS = {
-    "model": _NAME, "dimensions": _integer(1),
-    "encoding_format": _one_of("float", "base64"),
-}
+EMBEDDING_FIELDS = {"model": _NAME, "dimensions": _integer(1),
+                    "encoding_format": _one_of("float", "base64")}
 ANTHROPIC_FIELDS = {  # messages item by item: anthropic_to_chat
     "model": _MODEL, "messages": (lambda v: isinstance(v, list) and v != [],
                                   "a non-empty list of messages", True),
     "system": (lambda v: isinstance(v, str) or _parts(v), "a string or a list of text blocks"),
     "stream": _BOOL, "max_tokens": _integer(1), "temperature": _number(0, 1),
-    "top_p": _number(0, 1), "top_k": _integer(0),
-    "stop_sequences": (_strings, "a list of strings"),
+    "top_p": _number(0, 1), "top_k": _integer(0), "stop_sequences": (_strings, "a list of strings"),
     "tools": ([{"name": (*_TEXT, True), "input_schema": ({}, "an object")}], "a list of tools"),
     "tool_choice": ({"type": (*_one_of("auto", "any", "tool", "none"), True),
                      "name": (*_TEXT, lambda c: c["type"] == "tool")}, "an object"),
@@ -4011,10 +4008,8 @@ def request_tokens(payload):
 
 
 def estimate_tokens(value):
-    """A rough token count of a request: about four characters a token, 1600 per image.
-
-    Used where no upstream has counted yet (count_tokens, a stream's first usage figure).
-    """
+    """A rough token count of a request, where no upstream has counted yet (count_tokens, a
+    stream's first usage figure): about four characters a token, 1600 per image."""
     def chars(v):
         if isinstance(v, dict):
             if v.get("type") in ("image", "image_url", "input_image"):
@@ -4028,12 +4023,9 @@ def estimate_tokens(value):
 
 class BlockEncoder:
     """The part the Anthropic and Responses encoders share: chat-completion deltas become
-    blocks opened and closed in order, text, then each tool call by its index.
-
-    A subclass renders a block of kind "text" or "tool": open_block(kind, call_id, name),
-    piece(kind, piece) of its text or arguments, close(kind); then end() once the upstream
-    said [DONE], and start() and error() of the encoder interface.
-    """
+    blocks opened and closed in order, text, then each tool call by its index. A subclass
+    renders a block of kind "text" or "tool": open_block(kind, call_id, name), piece(kind,
+    piece) of its text or arguments, close(kind); then end() after [DONE], start(), error()."""
     call_prefix = "call_"
     shown = ("content", "tool_calls")  # reasoning is not rendered: it is not content here
 
@@ -4184,11 +4176,9 @@ def _anthropic_message(message, where):
 
 
 def anthropic_to_chat(body):
-    """A chat-completions payload for an Anthropic Messages request, and the names of the
-    tools dropped (server tools such as web search, which only Anthropic runs).
-
-    thinking, output_config, context_management, metadata, top_k and the like are accepted
-    and not sent on: the free models have no use for them.
+    """(chat-completions payload, the tools dropped) for an Anthropic Messages request. Server
+    tools (web search...) only Anthropic runs; thinking, output_config, context_management,
+    metadata, top_k and the like are accepted and not sent on: free models have no use for them.
     """
     messages, system = body.get("messages"), body.get("system")
     if not isinstance(messages, list) or not messages:
@@ -4213,10 +4203,10 @@ def anthropic_to_chat(body):
         else:
             dropped.append(str(tool.get("type") or tool["name"]))
     payload = {"messages": chat, "stream": body.get("stream") is True}
-    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+    choice = body.get("tool_choice") or {}
     if tools:
         payload["tools"] = tools
-        if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
+        if choice.get("type") == "tool":
             payload["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
         elif choice.get("type") in ("auto", "none", "any"):
             payload["tool_choice"] = {"any": "required"}.get(choice["type"], choice["type"])
@@ -4224,7 +4214,7 @@ def anthropic_to_chat(body):
             payload["parallel_tool_calls"] = False
     payload.update((field, body[field]) for field in ("max_tokens", "temperature", "top_p")
                    if field in body)
-    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
+    if body.get("stop_sequences"):
         payload["stop"] = body["stop_sequences"]
     return payload, dropped
 
@@ -4252,10 +4242,7 @@ class AnthropicEncoder(BlockEncoder):
     content_block_start / content_block_delta... / content_block_stop, then message_delta
     (stop reason, usage) and message_stop; a failure is an `error` event."""
     call_prefix = "toolu_"
-
-    def __init__(self, input_estimate):
-        super().__init__(input_estimate)
-        self.index = -1
+    index = -1  # of the block last opened
 
     def start(self, model):
         message = _anthropic_answer(model, [], None, (self.input_estimate, 0))
@@ -4308,9 +4295,7 @@ class ToolNames:
         self.from_chat = {}  # chat name -> (namespace or None, name)
         self.custom = set()  # chat names of custom tools
         self.tools, self.dropped, functions = [], [], []
-        for tool in tools if isinstance(tools, list) else ():
-            if not isinstance(tool, dict):
-                raise HTTPError(400, "each of `tools` must be an object", param="tools")
+        for tool in tools or ():  # objects, each with a string `type`: RESPONSES_FIELDS
             if tool.get("type") in ("function", "custom"):
                 functions.append((None, tool))
             elif tool.get("type") == "namespace":
@@ -4388,10 +4373,8 @@ def _responses_parts(content, where):
 
 def responses_to_chat(body):
     """(chat-completions payload, ToolNames, dropped tool types) for a Responses request.
-
     Stateless: the whole conversation comes in `input`, as Codex sends it. Reasoning items
-    and items of tools the free models cannot run are skipped.
-    """
+    and items of tools the free models cannot run are skipped."""
     if body.get("previous_response_id"):
         raise HTTPError(400, "`previous_response_id` is not supported: FreeRide stores no "
                         "responses, so send the whole conversation in `input` (with Codex, "
@@ -4458,12 +4441,11 @@ def responses_to_chat(body):
     if "max_output_tokens" in body:
         payload["max_tokens"] = body["max_output_tokens"]
     payload.update((field, body[field]) for field in ("temperature", "top_p") if field in body)
-    text = body.get("text")
-    form = text.get("format") if isinstance(text, dict) else None
-    if isinstance(form, dict) and form.get("type") == "json_schema":
+    form = (body.get("text") or {}).get("format") or {}
+    if form.get("type") == "json_schema":
         payload["response_format"] = {"type": "json_schema", "json_schema": {
             k: form[k] for k in ("name", "schema", "strict", "description") if k in form}}
-    elif isinstance(form, dict) and form.get("type") == "json_object":
+    elif form.get("type") == "json_object":
         payload["response_format"] = {"type": "json_object"}
     return payload, names, names.dropped
 
@@ -4471,13 +4453,12 @@ def responses_to_chat(body):
 def _response(response_id, model, output, tokens=None, finish_reason=None, error=None):
     """A Responses `response` object: in progress until its tokens are counted, then failed,
     incomplete (cut by the token limit) or completed."""
-    usage, status = None, "in_progress"
-    if tokens is not None:
-        prompt, completion = tokens
-        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
-                 "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": prompt + completion}
-        status = "failed" if error else "incomplete" if finish_reason == "length" else "completed"
+    status = "in_progress" if tokens is None else "failed" if error \
+        else "incomplete" if finish_reason == "length" else "completed"
+    usage = None if tokens is None else {
+        "input_tokens": tokens[0], "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": tokens[1], "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": tokens[0] + tokens[1]}
     incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
     return {"id": response_id, "object": "response", "created_at": int(time.time()),
             "status": status, "error": error, "incomplete_details": incomplete, "model": model,
