@@ -4127,11 +4127,11 @@ def _anthropic_part(block):
         return {"type": "text", "text": str(source.get("data") or "")}
     if kind == ("image", "base64") and isinstance(source.get("data"), str):
         url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
-    elif kind == ("image", "url") and isinstance(source.get("url"), str):
-        url = source["url"]
     else:
-        return None
-    return {"type": "image_url", "image_url": {"url": url}}
+        url = source.get("url") if kind == ("image", "url") else None
+    if isinstance(url, str) and url:
+        return {"type": "image_url", "image_url": {"url": url}}
+    return None
 
 
 def _anthropic_blocks(content, where):
@@ -4151,15 +4151,14 @@ def _anthropic_message(message, where):
     if role == "system":
         return [{"role": "system", "content": _text_of(blocks)}]
     if role == "assistant":  # thinking blocks are signed for Claude only: other models skip them
-        text = "\n".join(b["text"] for b in blocks
-                         if b["type"] == "text" and isinstance(b.get("text"), str))
+        texts = [b["text"] for b in blocks
+                 if b["type"] == "text" and isinstance(b.get("text"), str)]
         calls = [{"id": str(b.get("id") or _new_id("toolu_")), "type": "function",
                   "function": {"name": str(b.get("name") or ""),
                                "arguments": json.dumps(b.get("input") or {})}}
                  for b in blocks if b["type"] == "tool_use"]
-        if not calls:
-            return [{"role": "assistant", "content": text}]
-        return [{"role": "assistant", "content": text or None, "tool_calls": calls}]
+        out = {"role": "assistant", "content": "\n".join(texts) if texts or not calls else None}
+        return [dict(out, tool_calls=calls) if calls else out]
     results, parts = [], []
     for j, block in enumerate(blocks):
         if block["type"] != "tool_result":
@@ -4176,10 +4175,9 @@ def _anthropic_message(message, where):
 
 
 def anthropic_to_chat(body):
-    """(chat-completions payload, the tools dropped) for an Anthropic Messages request. Server
-    tools (web search...) only Anthropic runs; thinking, output_config, context_management,
-    metadata, top_k and the like are accepted and not sent on: free models have no use for them.
-    """
+    """(chat payload, the tools dropped: server tools, which only Anthropic runs) for an
+    Anthropic Messages request. thinking, output_config, context_management, metadata, top_k
+    and the like are accepted and not sent on: the free models have no use for them."""
     messages, system = body.get("messages"), body.get("system")
     if not isinstance(messages, list) or not messages:
         raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
@@ -4203,10 +4201,10 @@ def anthropic_to_chat(body):
         else:
             dropped.append(str(tool.get("type") or tool["name"]))
     payload = {"messages": chat, "stream": body.get("stream") is True}
-    choice = body.get("tool_choice") or {}
+    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
     if tools:
         payload["tools"] = tools
-        if choice.get("type") == "tool":
+        if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
             payload["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
         elif choice.get("type") in ("auto", "none", "any"):
             payload["tool_choice"] = {"any": "required"}.get(choice["type"], choice["type"])
@@ -4214,7 +4212,7 @@ def anthropic_to_chat(body):
             payload["parallel_tool_calls"] = False
     payload.update((field, body[field]) for field in ("max_tokens", "temperature", "top_p")
                    if field in body)
-    if body.get("stop_sequences"):
+    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
         payload["stop"] = body["stop_sequences"]
     return payload, dropped
 
@@ -4281,14 +4279,12 @@ class AnthropicEncoder(BlockEncoder):
 # -- OpenAI Responses (Codex) -----------------------------------------------------------------
 
 class ToolNames:
-    """Responses tools flattened for chat (`tools`, and `dropped`: the types of tools the free
-    models cannot run), and the way back.
-
-    A `namespace` tool's functions become top-level functions under their own name, or
-    `<namespace>__<name>` where two namespaces share one; their calls come back with name and
-    namespace. A `custom` tool (free-form text input, Codex's apply_patch) becomes a function
-    taking one string, `input`; its calls come back as custom_tool_call items.
-    """
+    """Responses tools flattened for chat (`tools`; `dropped`: the types of those the free
+    models cannot run), and the way back. A `namespace` tool's functions become top-level
+    functions under their own name, or `<namespace>__<name>` where two namespaces share one;
+    their calls come back with name and namespace. A `custom` tool (free-form text input,
+    Codex's apply_patch) becomes a function taking one string, `input`; its calls come back
+    as custom_tool_call items."""
 
     def __init__(self, tools=None):
         self.to_chat = {}    # (namespace or None, name) -> chat name
