@@ -3673,20 +3673,16 @@ def _parts(value):
                                            for p in value)
 
 
-def _tool_choice(value):
-    if isinstance(value, str):
-        return value in ("none", "auto", "required")
-    return isinstance(value, dict) and all(isinstance(value.get(k), (str, type(None)))
-                                           for k in ("type", "name", "namespace"))
-
-
 _NAME = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
 _MODEL = (*_NAME, True)
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 _TEXT = (lambda v: isinstance(v, str), "a string")
 _NAMED = ({"name": (*_TEXT, True)}, "an object")
 _FORMAT = ({"type": (*_one_of("text", "json_object", "json_schema"), True)}, "an object")
-_TOOL_CHOICE = (_tool_choice, "'none', 'auto', 'required' or an object naming a tool")
+_TOOL_CHOICE = (lambda v: v in ("none", "auto", "required") if isinstance(v, str)
+                else isinstance(v, dict) and all(isinstance(v.get(k), (str, type(None)))
+                                                 for k in ("type", "name", "namespace")),
+                "'none', 'auto', 'required' or an object naming a tool")
 
 CHAT_FIELDS = {
     "model": _MODEL,
@@ -3706,17 +3702,14 @@ CHAT_FIELDS = {
                 "custom": (*_NAMED, lambda t: t["type"] == "custom")}], "a list of tool objects"),
     "tool_choice": _TOOL_CHOICE, "parallel_tool_calls": _BOOL, "response_format": _FORMAT,
 }
-EMBEDDING_FIELDS = {
-    "model": _NAME, "dimensions": _integer(1),
-    "encoding_format": _one_of("float", "base64"),
-}
+EMBEDDING_FIELDS = {"model": _NAME, "dimensions": _integer(1),
+                    "encoding_format": _one_of("float", "base64")}
 ANTHROPIC_FIELDS = {  # messages item by item: anthropic_to_chat
     "model": _MODEL, "messages": (lambda v: isinstance(v, list) and v != [],
                                   "a non-empty list of messages", True),
     "system": (lambda v: isinstance(v, str) or _parts(v), "a string or a list of text blocks"),
     "stream": _BOOL, "max_tokens": _integer(1), "temperature": _number(0, 1),
-    "top_p": _number(0, 1), "top_k": _integer(0),
-    "stop_sequences": (_strings, "a list of strings"),
+    "top_p": _number(0, 1), "top_k": _integer(0), "stop_sequences": (_strings, "a list of strings"),
     "tools": ([{"name": (*_TEXT, True), "input_schema": ({}, "an object")}], "a list of tools"),
     "tool_choice": ({"type": (*_one_of("auto", "any", "tool", "none"), True),
                      "name": (*_TEXT, lambda c: c["type"] == "tool")}, "an object"),
@@ -3800,20 +3793,21 @@ def _tool_input(arguments):
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _answer_message(doc):
-    """(message, finish_reason, usage) of a plain chat-completion answer."""
+def _answer(doc):
+    """(text, tool calls as (id, name, arguments), finish_reason, (input, output) tokens) of
+    a plain chat-completion answer, whatever shape the upstream gave it."""
     choices = doc.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
         else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    calls = [(c.get("id"), str(c["function"].get("name") or ""), c["function"].get("arguments"))
+             for c in message.get("tool_calls") or ()
+             if isinstance(c, dict) and isinstance(c.get("function"), dict)]
     finish_reason = choice.get("finish_reason")
-    return message, finish_reason if isinstance(finish_reason, str) else None, usage
-
-
-def _tool_calls(message):
-    return [c for c in message.get("tool_calls") or () if isinstance(c, dict)
-            and isinstance(c.get("function"), dict)]
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    return (_text_of(message.get("content")), calls,
+            finish_reason if isinstance(finish_reason, str) else None,
+            (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0))
 
 
 def request_tokens(payload):
@@ -3823,10 +3817,8 @@ def request_tokens(payload):
 
 
 def estimate_tokens(value):
-    """A rough token count of a request: about four characters a token, 1600 per image.
-
-    Used where no upstream has counted yet (count_tokens, a stream's first usage figure).
-    """
+    """A rough token count of a request, where no upstream has counted yet (count_tokens, a
+    stream's first usage figure): about four characters a token, 1600 per image."""
     def chars(v):
         if isinstance(v, dict):
             if v.get("type") in ("image", "image_url", "input_image"):
@@ -3840,12 +3832,9 @@ def estimate_tokens(value):
 
 class BlockEncoder:
     """The part the Anthropic and Responses encoders share: chat-completion deltas become
-    blocks opened and closed in order, text, then each tool call by its index.
-
-    A subclass renders: open_text(), text(piece), open_tool(call_id, name), arguments(piece),
-    close(kind), end() once the upstream said [DONE], and start() / error() of the encoder
-    interface.
-    """
+    blocks opened and closed in order, text, then each tool call by its index. A subclass
+    renders a block of kind "text" or "tool": open_block(kind, call_id, name), piece(kind,
+    piece) of its text or arguments, close(kind); then end() after [DONE], start(), error()."""
     call_prefix = "call_"
     shown = ("content", "tool_calls")  # reasoning is not rendered: it is not content here
 
@@ -3873,10 +3862,10 @@ class BlockEncoder:
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self.open != ("text", None):
-                out += self._close() + self.open_text()
+                out += self._close() + self.open_block("text")
                 self.open = ("text", None)
             self.chars += len(text)
-            out += self.text(text)
+            out += self.piece("text", text)
         for call in delta.get("tool_calls") or ():
             if not isinstance(call, dict):
                 continue
@@ -3886,12 +3875,12 @@ class BlockEncoder:
                 out += self._close()
                 self.open = ("tool", index)
                 self.tools_called = True
-                out += self.open_tool(str(call.get("id") or _new_id(self.call_prefix)),
-                                      str(function.get("name") or ""))
+                out += self.open_block("tool", str(call.get("id") or _new_id(self.call_prefix)),
+                                       str(function.get("name") or ""))
             arguments = function.get("arguments")
             if isinstance(arguments, str) and arguments:
                 self.chars += len(arguments)
-                out += self.arguments(arguments)
+                out += self.piece("tool", arguments)
         if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
             self.finish_reason = choice["finish_reason"]
             out += self._close()
@@ -3905,8 +3894,7 @@ class BlockEncoder:
 
     def tokens(self):
         """(input, output) tokens: the upstream's count, else an estimate."""
-        usage = self.usage
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        prompt, completion = self.usage.get("prompt_tokens"), self.usage.get("completion_tokens")
         return (prompt if isinstance(prompt, int) else self.input_estimate,
                 completion if isinstance(completion, int) else (self.chars + 3) // 4)
 
@@ -3933,20 +3921,25 @@ def anthropic_error_type(status):
 def anthropic_stop_reason(finish_reason, tools_called):
     """Anthropic's stop_reason for a chat finish_reason. OpenAI does not say which stop
     sequence ended an answer, so a matched stop sequence reads as end_turn."""
-    if finish_reason == "length":
-        return "max_tokens"
-    if tools_called:
+    if tools_called and finish_reason != "length":
         return "tool_use"
     return ANTHROPIC_STOP.get(finish_reason, "end_turn")
 
 
-def _anthropic_image(source):
-    if not isinstance(source, dict):
-        return None
-    if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        return f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
-    if source.get("type") == "url" and isinstance(source.get("url"), str):
-        return source["url"]
+def _anthropic_part(block):
+    """The chat part of a text block, an image or a text document; None for other blocks."""
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
+    kind = (block.get("type"), source.get("type"))
+    if kind[0] == "text" and isinstance(block.get("text"), str):
+        return {"type": "text", "text": block["text"]}
+    if kind == ("document", "text"):
+        return {"type": "text", "text": str(source.get("data") or "")}
+    if kind == ("image", "base64") and isinstance(source.get("data"), str):
+        url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
+    else:
+        url = source.get("url") if kind == ("image", "url") else None
+    if isinstance(url, str) and url:
+        return {"type": "image_url", "image_url": {"url": url}}
     return None
 
 
@@ -3966,121 +3959,89 @@ def _anthropic_message(message, where):
     blocks = _anthropic_blocks(message.get("content"), where)
     if role == "system":
         return [{"role": "system", "content": _text_of(blocks)}]
-    if role == "assistant":
-        texts, calls = [], []
-        for block in blocks:
-            if block.get("type") == "text" and isinstance(block.get("text"), str):
-                texts.append(block["text"])
-            elif block.get("type") == "tool_use":
-                calls.append({"id": str(block.get("id") or _new_id("toolu_")), "type": "function",
-                              "function": {"name": str(block.get("name") or ""),
-                                           "arguments": json.dumps(block.get("input") or {})}})
-            # thinking and redacted_thinking are signed for Claude only; other models skip them
+    if role == "assistant":  # thinking blocks are signed for Claude only: other models skip them
+        texts = [b["text"] for b in blocks
+                 if b["type"] == "text" and isinstance(b.get("text"), str)]
+        calls = [{"id": str(b.get("id") or _new_id("toolu_")), "type": "function",
+                  "function": {"name": str(b.get("name") or ""),
+                               "arguments": json.dumps(b.get("input") or {})}}
+                 for b in blocks if b["type"] == "tool_use"]
         out = {"role": "assistant", "content": "\n".join(texts) if texts or not calls else None}
-        if calls:
-            out["tool_calls"] = calls
-        return [out]
+        return [dict(out, tool_calls=calls) if calls else out]
     results, parts = [], []
     for j, block in enumerate(blocks):
-        kind = block.get("type")
-        if kind == "tool_result":
-            inner = _anthropic_blocks(block.get("content") or "", f"{where}.content.{j}")
-            text = _text_of(inner)
-            if block.get("is_error"):
-                text = "Error: " + text
-            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""),
-                            "content": text})
-            kept = [b for b in inner if b.get("type") == "image"]  # they follow, in the user turn
-        elif kind == "document" and isinstance(block.get("source"), dict) \
-                and block["source"].get("type") == "text":
-            kept = [{"type": "text", "text": str(block["source"].get("data") or "")}]
-        else:
-            kept = [block]
-        for b in kept:
-            url = _anthropic_image(b.get("source")) if b.get("type") == "image" else None
-            if b.get("type") == "text" and isinstance(b.get("text"), str):
-                parts.append({"type": "text", "text": b["text"]})
-            elif url:
-                parts.append({"type": "image_url", "image_url": {"url": url}})
+        if block["type"] != "tool_result":
+            parts.append(_anthropic_part(block))
+            continue
+        inner = _anthropic_blocks(block.get("content") or "", f"{where}.content.{j}")
+        results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""),
+                        "content": ("Error: " if block.get("is_error") else "") + _text_of(inner)})
+        parts += [_anthropic_part(b) for b in inner if b["type"] == "image"]  # in the user turn
+    parts = [p for p in parts if p]
     if parts:
         results.append({"role": "user", "content": _user_content(parts)})
     return results
 
 
 def anthropic_to_chat(body):
-    """A chat-completions payload for an Anthropic Messages request, and the names of the
-    tools dropped (server tools such as web search, which only Anthropic runs).
-
-    thinking, output_config, context_management, metadata, top_k and the like are accepted
-    and not sent on: the free models have no use for them.
-    """
-    messages = body.get("messages")
+    """(chat payload, the tools dropped: server tools, which only Anthropic runs) for an
+    Anthropic Messages request. thinking, output_config, context_management, metadata, top_k
+    and the like are accepted and not sent on: the free models have no use for them."""
+    messages, system = body.get("messages"), body.get("system")
     if not isinstance(messages, list) or not messages:
         raise HTTPError(400, "`messages` must be a non-empty list", param="messages")
-    system = body.get("system")
     if system is not None and not isinstance(system, (str, list)):
         raise HTTPError(400, "`system` must be a string or a list of text blocks", param="system")
-    chat = []
-    if _text_of(system):
-        chat.append({"role": "system", "content": _text_of(system)})
+    chat = [{"role": "system", "content": _text_of(system)}] if _text_of(system) else []
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant",
                                                                          "system"):
             raise HTTPError(400, f"messages.{i} must be an object with a role of user, assistant "
                             "or system", param=f"messages.{i}")
         chat += _anthropic_message(message, f"messages.{i}")
-    payload = {"messages": chat, "stream": body.get("stream") is True}
     tools, dropped = [], []
     for tool in body.get("tools") or ():
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise HTTPError(400, "each of `tools` must be an object with a name", param="tools")
-        if not isinstance(tool.get("input_schema"), dict):
+        if isinstance(tool.get("input_schema"), dict):
+            tools.append({"type": "function", "function": {
+                "name": tool["name"], "description": str(tool.get("description") or ""),
+                "parameters": {k: v for k, v in tool["input_schema"].items() if k != "$schema"}}})
+        else:
             dropped.append(str(tool.get("type") or tool["name"]))
-            continue
-        schema = {k: v for k, v in tool["input_schema"].items() if k != "$schema"}
-        tools.append({"type": "function", "function": {
-            "name": tool["name"], "description": str(tool.get("description") or ""),
-            "parameters": schema}})
+    payload = {"messages": chat, "stream": body.get("stream") is True}
+    choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
     if tools:
         payload["tools"] = tools
-        choice = body.get("tool_choice")
-        kind = choice.get("type") if isinstance(choice, dict) else None
-        if kind in ("auto", "none"):
-            payload["tool_choice"] = kind
-        elif kind == "any":
-            payload["tool_choice"] = "required"
-        elif kind == "tool" and isinstance(choice.get("name"), str):
+        if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
             payload["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
-        if isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True:
+        elif choice.get("type") in ("auto", "none", "any"):
+            payload["tool_choice"] = {"any": "required"}.get(choice["type"], choice["type"])
+        if choice.get("disable_parallel_tool_use") is True:
             payload["parallel_tool_calls"] = False
-    for field in ("max_tokens", "temperature", "top_p"):
-        if field in body:
-            payload[field] = body[field]
-    stops = body.get("stop_sequences")
-    if isinstance(stops, list) and stops:
-        payload["stop"] = stops
+    payload.update((field, body[field]) for field in ("max_tokens", "temperature", "top_p")
+                   if field in body)
+    if isinstance(body.get("stop_sequences"), list) and body["stop_sequences"]:
+        payload["stop"] = body["stop_sequences"]
     return payload, dropped
+
+
+def _anthropic_answer(model, content, stop_reason, tokens):
+    """An Anthropic `message` (a stream opens with one that has no content yet)."""
+    return {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1],
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
 
 
 def chat_to_anthropic(doc, model):
     """An Anthropic `message` for a plain chat-completion answer."""
-    message, finish_reason, usage = _answer_message(doc)
-    content = []
-    text = _text_of(message.get("content"))
-    if text:
-        content.append({"type": "text", "text": text})
-    for call in _tool_calls(message):
-        content.append({"type": "tool_use", "id": str(call.get("id") or _new_id("toolu_")),
-                        "name": str(call["function"].get("name") or ""),
-                        "input": _tool_input(call["function"].get("arguments"))})
-    return {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
-            "content": content or [{"type": "text", "text": ""}],
-            "stop_reason": anthropic_stop_reason(finish_reason, any(
-                b["type"] == "tool_use" for b in content)),
-            "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens") or 0,
-                      "output_tokens": usage.get("completion_tokens") or 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+    text, calls, finish_reason, tokens = _answer(doc)
+    content = [{"type": "text", "text": text}] if text or not calls else []
+    content += [{"type": "tool_use", "id": str(call_id or _new_id("toolu_")), "name": name,
+                 "input": _tool_input(arguments)} for call_id, name, arguments in calls]
+    return _anthropic_answer(model, content, anthropic_stop_reason(finish_reason, bool(calls)),
+                             tokens)
 
 
 class AnthropicEncoder(BlockEncoder):
@@ -4088,39 +4049,25 @@ class AnthropicEncoder(BlockEncoder):
     content_block_start / content_block_delta... / content_block_stop, then message_delta
     (stop reason, usage) and message_stop; a failure is an `error` event."""
     call_prefix = "toolu_"
-
-    def __init__(self, input_estimate):
-        super().__init__(input_estimate)
-        self.index = -1
+    index = -1  # of the block last opened
 
     def start(self, model):
-        message = {"id": _new_id("msg_"), "type": "message", "role": "assistant", "model": model,
-                   "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": self.input_estimate, "output_tokens": 0,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+        message = _anthropic_answer(model, [], None, (self.input_estimate, 0))
         return [_sse("message_start", {"type": "message_start", "message": message}),
                 _sse("ping", {"type": "ping"})]
 
-    def _block(self, block):
+    def open_block(self, kind, call_id=None, name=None):
         self.index += 1
+        block = {"type": "text", "text": ""} if kind == "text" \
+            else {"type": "tool_use", "id": call_id, "name": name, "input": {}}
         return [_sse("content_block_start", {"type": "content_block_start", "index": self.index,
                                              "content_block": block})]
 
-    def _delta(self, delta):
+    def piece(self, kind, piece):
+        delta = {"type": "text_delta", "text": piece} if kind == "text" \
+            else {"type": "input_json_delta", "partial_json": piece}
         return [_sse("content_block_delta", {"type": "content_block_delta", "index": self.index,
                                              "delta": delta})]
-
-    def open_text(self):
-        return self._block({"type": "text", "text": ""})
-
-    def text(self, piece):
-        return self._delta({"type": "text_delta", "text": piece})
-
-    def open_tool(self, call_id, name):
-        return self._block({"type": "tool_use", "id": call_id, "name": name, "input": {}})
-
-    def arguments(self, piece):
-        return self._delta({"type": "input_json_delta", "partial_json": piece})
 
     def close(self, kind):
         return [_sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
@@ -4129,9 +4076,8 @@ class AnthropicEncoder(BlockEncoder):
         prompt, completion = self.tokens()
         delta = {"stop_reason": anthropic_stop_reason(self.finish_reason, self.tools_called),
                  "stop_sequence": None}
-        return [_sse("message_delta", {"type": "message_delta", "delta": delta,
-                                       "usage": {"input_tokens": prompt,
-                                                 "output_tokens": completion}}),
+        usage = {"input_tokens": prompt, "output_tokens": completion}
+        return [_sse("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}),
                 _sse("message_stop", {"type": "message_stop"})]
 
     def error(self, message):
@@ -4142,26 +4088,47 @@ class AnthropicEncoder(BlockEncoder):
 # -- OpenAI Responses (Codex) -----------------------------------------------------------------
 
 class ToolNames:
-    """Responses tools flattened for chat, and the way back.
+    """Responses tools flattened for chat (`tools`; `dropped`: the types of those the free
+    models cannot run), and the way back. A `namespace` tool's functions become top-level
+    functions under their own name, or `<namespace>__<name>` where two namespaces share one;
+    their calls come back with name and namespace. A `custom` tool (free-form text input,
+    Codex's apply_patch) becomes a function taking one string, `input`; its calls come back
+    as custom_tool_call items."""
 
-    A `namespace` tool's functions become top-level functions under their own name, or
-    `<namespace>__<name>` where two namespaces share one; their calls come back with name and
-    namespace. A `custom` tool (free-form text input, Codex's apply_patch) becomes a function
-    taking one string, `input`; its calls come back as custom_tool_call items.
-    """
-
-    def __init__(self):
+    def __init__(self, tools=None):
         self.to_chat = {}    # (namespace or None, name) -> chat name
         self.from_chat = {}  # chat name -> (namespace or None, name)
         self.custom = set()  # chat names of custom tools
-
-    def add(self, namespace, name, custom=False):
-        chat = name if name not in self.from_chat else f"{namespace}__{name}"
-        self.to_chat[(namespace, name)] = chat
-        self.from_chat[chat] = (namespace, name)
-        if custom:
-            self.custom.add(chat)
-        return chat
+        self.tools, self.dropped, functions = [], [], []
+        for tool in tools or ():  # objects, each with a string `type`: RESPONSES_FIELDS
+            if tool.get("type") in ("function", "custom"):
+                functions.append((None, tool))
+            elif tool.get("type") == "namespace":
+                functions += [(str(tool.get("name") or ""), t) for t in tool.get("tools") or ()
+                              if isinstance(t, dict) and t.get("type", "function") == "function"]
+            else:
+                self.dropped.append(str(tool.get("type")))
+        for namespace, tool in sorted(functions, key=lambda f: f[0] is not None):
+            name = tool.get("name")
+            if not isinstance(name, str) or not name:
+                raise HTTPError(400, "a function tool needs a name", param="tools")
+            chat = name if name not in self.from_chat else f"{namespace}__{name}"
+            self.to_chat[(namespace, name)] = chat
+            self.from_chat[chat] = (namespace, name)
+            # `strict` is not sent: few free models know it
+            parameters = tool.get("parameters") if isinstance(tool.get("parameters"), dict) \
+                else {"type": "object", "properties": {}}
+            if tool.get("type") == "custom":
+                self.custom.add(chat)
+                form = tool.get("format") if isinstance(tool.get("format"), dict) else {}
+                grammar = f" It must follow this {form.get('syntax')} grammar:\n" \
+                    f"{form['definition']}" if isinstance(form.get("definition"), str) else ""
+                parameters = {"type": "object", "required": ["input"], "properties": {"input": {
+                    "type": "string",
+                    "description": "The tool's whole input, as raw text." + grammar}}}
+            self.tools.append({"type": "function", "function": {
+                "name": chat, "description": str(tool.get("description") or ""),
+                "parameters": parameters}})
 
     def chat_name(self, namespace, name):
         return self.to_chat.get((namespace, name)) or self.to_chat.get((None, name)) or name
@@ -4185,41 +4152,6 @@ def custom_input(arguments):
     return text if isinstance(text, str) else json.dumps(text)
 
 
-def _responses_tools(tools):
-    """(chat tools, ToolNames, the types dropped) for a Responses `tools` list."""
-    names, functions, dropped = ToolNames(), [], []
-    for tool in tools if isinstance(tools, list) else ():
-        if not isinstance(tool, dict):
-            raise HTTPError(400, "each of `tools` must be an object", param="tools")
-        if tool.get("type") in ("function", "custom"):
-            functions.append((None, tool))
-        elif tool.get("type") == "namespace":
-            functions += [(str(tool.get("name") or ""), t) for t in tool.get("tools") or ()
-                          if isinstance(t, dict) and t.get("type", "function") == "function"]
-        else:
-            dropped.append(str(tool.get("type")))
-    chat = []
-    for namespace, tool in sorted(functions, key=lambda f: f[0] is not None):
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise HTTPError(400, "a function tool needs a name", param="tools")
-        custom = tool.get("type") == "custom"
-        function = {"name": names.add(namespace, tool["name"], custom),
-                    "description": str(tool.get("description") or "")}
-        if custom:
-            form = tool.get("format") if isinstance(tool.get("format"), dict) else {}
-            grammar = f" It must follow this {form.get('syntax')} grammar:\n" \
-                f"{form['definition']}" if isinstance(form.get("definition"), str) else ""
-            function["parameters"] = {"type": "object", "required": ["input"], "properties": {
-                "input": {"type": "string", "description": "The tool's whole input, as raw text."
-                          + grammar}}}
-        elif isinstance(tool.get("parameters"), dict):  # `strict` is not sent: few free models know it
-            function["parameters"] = tool["parameters"]
-        else:
-            function["parameters"] = {"type": "object", "properties": {}}
-        chat.append({"type": "function", "function": function})
-    return chat, names, dropped
-
-
 def _responses_parts(content, where):
     """Chat parts for the content of a Responses message item."""
     if isinstance(content, str):
@@ -4229,27 +4161,25 @@ def _responses_parts(content, where):
                         param=f"{where}.content")
     parts = []
     for part in content:
-        if not isinstance(part, dict):
-            continue
-        if part.get("type") in ("input_text", "output_text", "text", "refusal", "summary_text"):
-            parts.append({"type": "text", "text": str(part.get("text") or part.get("refusal") or "")})
-        elif part.get("type") == "input_image":
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text", "refusal", "summary_text"):
+            text = part.get("text") or part.get("refusal") or ""
+            parts.append({"type": "text", "text": str(text)})
+        elif kind == "input_image":
             url = part.get("image_url")
             url = url.get("url") if isinstance(url, dict) else url
+            detail = part.get("detail")
             if isinstance(url, str) and url:
-                image = {"url": url}
-                if part.get("detail") in ("low", "high", "auto"):
-                    image["detail"] = part["detail"]
+                image = {"url": url, "detail": detail} if detail in ("low", "high", "auto") \
+                    else {"url": url}
                 parts.append({"type": "image_url", "image_url": image})
     return parts
 
 
 def responses_to_chat(body):
     """(chat-completions payload, ToolNames, dropped tool types) for a Responses request.
-
     Stateless: the whole conversation comes in `input`, as Codex sends it. Reasoning items
-    and items of tools the free models cannot run are skipped.
-    """
+    and items of tools the free models cannot run are skipped."""
     if body.get("previous_response_id"):
         raise HTTPError(400, "`previous_response_id` is not supported: FreeRide stores no "
                         "responses, so send the whole conversation in `input` (with Codex, "
@@ -4259,18 +4189,11 @@ def responses_to_chat(body):
     if isinstance(items, str):
         items = [{"type": "message", "role": "user", "content": items}]
     if not isinstance(items, list) or not items:
-        raise HTTPError(400, "`input` must be a string or a non-empty list of items",
-                        param="input")
-    tools, names, dropped = _responses_tools(body.get("tools"))
-    chat, images = [], []
+        raise HTTPError(400, "`input` must be a string or a non-empty list of items", param="input")
+    names = ToolNames(body.get("tools"))
+    chat, images = [], []  # images a tool returned come after all the tool messages of a turn
     if isinstance(body.get("instructions"), str) and body["instructions"]:
         chat.append({"role": "system", "content": body["instructions"]})
-
-    def flush_images():  # images a tool returned come after all the tool messages of a turn
-        if images:
-            chat.append({"role": "user", "content": list(images)})
-            images.clear()
-
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise HTTPError(400, f"input.{i} must be an object", param=f"input.{i}")
@@ -4278,43 +4201,40 @@ def responses_to_chat(body):
         if not isinstance(kind, str):
             raise HTTPError(400, f"`input.{i}.type` must be a string", param=f"input.{i}.type")
         check_request(item, RESPONSES_ITEMS.get(kind, {}), f"input.{i}", dotted=True)
+        if images and kind in ("message", "function_call", "custom_tool_call"):
+            chat.append({"role": "user", "content": images})
+            images = []
         if kind == "message":
             role = {"developer": "system"}.get(item["role"], item["role"])
-            flush_images()
             parts = _responses_parts(item.get("content"), f"input.{i}")
-            if role == "user":
-                chat.append({"role": "user", "content": _user_content(parts) if parts else ""})
-            else:
-                chat.append({"role": role, "content": _text_of(parts)})
+            chat.append({"role": role,
+                         "content": _user_content(parts) if role == "user" else _text_of(parts)})
         elif kind in ("function_call", "custom_tool_call"):
-            flush_images()
             arguments = (item.get("arguments") or "{}") if kind == "function_call" \
-                else json.dumps({"input": str(item.get("input") or "")})
+                else json.dumps({"input": item.get("input") or ""})
             call = {"id": str(item.get("call_id") or item.get("id") or _new_id("call_")),
-                    "type": "function",
-                    "function": {"name": names.chat_name(item.get("namespace"),
-                                                         str(item.get("name") or "")),
-                                 "arguments": arguments}}
-            last = chat[-1] if chat else None
-            if last and last["role"] == "assistant":  # one assistant turn: its text, its calls
-                last.setdefault("tool_calls", []).append(call)
-                last["content"] = last["content"] or None
-            else:
-                chat.append({"role": "assistant", "content": None, "tool_calls": [call]})
+                    "type": "function", "function": {
+                        "name": names.chat_name(item.get("namespace"), item["name"]),
+                        "arguments": arguments}}
+            if not chat or chat[-1]["role"] != "assistant":  # one turn: its text, its calls
+                chat.append({"role": "assistant", "content": None})
+            chat[-1].setdefault("tool_calls", []).append(call)
+            chat[-1]["content"] = chat[-1]["content"] or None
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             if isinstance(output, list):
                 parts = _responses_parts(output, f"input.{i}.output")
                 images += [p for p in parts if p["type"] == "image_url"]
                 output = _text_of(parts)
-            chat.append({"role": "tool", "tool_call_id": str(item.get("call_id") or ""),
+            chat.append({"role": "tool", "tool_call_id": item.get("call_id") or "",
                          "content": output if isinstance(output, str) else json.dumps(output)})
         # reasoning, item_reference, and the calls of dropped tools: nothing a chat model reads
-    flush_images()
+    if images:
+        chat.append({"role": "user", "content": images})
     payload = {"messages": chat, "stream": body.get("stream") is True}
-    if tools:
-        payload["tools"] = tools
-        choice = body.get("tool_choice")
+    choice = body.get("tool_choice")
+    if names.tools:
+        payload["tools"] = names.tools
         if choice in ("auto", "none", "required"):
             payload["tool_choice"] = choice
         elif isinstance(choice, dict) and choice.get("type") == "function" \
@@ -4325,26 +4245,26 @@ def responses_to_chat(body):
             payload["parallel_tool_calls"] = body["parallel_tool_calls"]
     if "max_output_tokens" in body:
         payload["max_tokens"] = body["max_output_tokens"]
-    for field in ("temperature", "top_p"):
-        if field in body:
-            payload[field] = body[field]
-    text = body.get("text")
-    form = text.get("format") if isinstance(text, dict) else None
-    if isinstance(form, dict) and form.get("type") == "json_schema":
+    payload.update((field, body[field]) for field in ("temperature", "top_p") if field in body)
+    form = (body.get("text") or {}).get("format") or {}
+    if form.get("type") == "json_schema":
         payload["response_format"] = {"type": "json_schema", "json_schema": {
             k: form[k] for k in ("name", "schema", "strict", "description") if k in form}}
-    elif isinstance(form, dict) and form.get("type") == "json_object":
+    elif form.get("type") == "json_object":
         payload["response_format"] = {"type": "json_object"}
-    return payload, names, dropped
+    return payload, names, names.dropped
 
 
-def _responses_usage(prompt, completion):
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + completion}
-
-
-def _response(response_id, model, status, output, usage=None, error=None, incomplete=None):
+def _response(response_id, model, output, tokens=None, finish_reason=None, error=None):
+    """A Responses `response` object: in progress until its tokens are counted, then failed,
+    incomplete (cut by the token limit) or completed."""
+    status = "in_progress" if tokens is None else "failed" if error \
+        else "incomplete" if finish_reason == "length" else "completed"
+    usage = None if tokens is None else {
+        "input_tokens": tokens[0], "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": tokens[1], "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": tokens[0] + tokens[1]}
+    incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
     return {"id": response_id, "object": "response", "created_at": int(time.time()),
             "status": status, "error": error, "incomplete_details": incomplete, "model": model,
             "output": output, "usage": usage}
@@ -4357,30 +4277,19 @@ def _text_item(item_id, text, status="completed"):
 
 def chat_to_response(doc, model, names):
     """A Responses `response` object for a plain chat-completion answer."""
-    message, finish_reason, usage = _answer_message(doc)
-    output = []
-    text = _text_of(message.get("content"))
-    if text:
-        output.append(_text_item(_new_id("msg_"), text))
-    for call in _tool_calls(message):
-        arguments = call["function"].get("arguments")
-        output.append(names.item(str(call["function"].get("name") or ""),
-                                 str(call.get("id") or _new_id("call_")),
-                                 arguments if isinstance(arguments, str)
-                                 else json.dumps(arguments or {})))
-    incomplete = {"reason": "max_output_tokens"} if finish_reason == "length" else None
-    return _response(_new_id("resp_"), model, "incomplete" if incomplete else "completed",
-                     output, _responses_usage(usage.get("prompt_tokens") or 0,
-                                              usage.get("completion_tokens") or 0),
-                     incomplete=incomplete)
+    text, calls, finish_reason, tokens = _answer(doc)
+    output = [_text_item(_new_id("msg_"), text)] if text else []
+    output += [names.item(name, str(call_id or _new_id("call_")),
+                          arguments if isinstance(arguments, str) else json.dumps(arguments or {}))
+               for call_id, name, arguments in calls]
+    return _response(_new_id("resp_"), model, output, tokens, finish_reason)
 
 
 class ResponsesEncoder(BlockEncoder):
     """A chat-completion stream as the Responses API's events, each with a sequence_number:
-    response.created, response.in_progress, per output item output_item.added, its content
-    or arguments deltas and dones, output_item.done, then response.completed with usage (or
-    response.incomplete when the token limit cut it); a failure is `error` then
-    response.failed. No [DONE]."""
+    response.created, response.in_progress, per output item output_item.added, its deltas and
+    dones, output_item.done, then response.completed (or .incomplete, when the token limit cut
+    it) with usage; a failure is `error` then response.failed. No [DONE]."""
 
     def __init__(self, input_estimate, names):
         super().__init__(input_estimate)
@@ -4390,86 +4299,72 @@ class ResponsesEncoder(BlockEncoder):
         self.model = ""
         self.output = []   # finished items
         self.item = None   # the item being streamed
+        self.where = {}    # its item_id and output_index, as its events name it
         self.pieces = []   # its text or arguments so far
 
     def _event(self, kind, /, **fields):
-        doc = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
-        return [_sse(kind, doc)]
-
-    def _where(self):
-        return {"item_id": self.item["id"], "output_index": len(self.output)}
+        return [_sse(kind, {"type": kind, "sequence_number": self.sequence - 1, **fields})]
 
     def start(self, model):
         self.model = model
-        response = _response(self.id, model, "in_progress", [])
+        response = _response(self.id, model, [])
         return (self._event("response.created", response=response)
                 + self._event("response.in_progress", response=response))
 
-    def open_text(self):
-        self.item, self.pieces = _text_item(_new_id("msg_"), "", "in_progress"), []
-        self.item["content"] = []
-        return (self._event("response.output_item.added", output_index=len(self.output),
-                            item=self.item)
-                + self._event("response.content_part.added", **self._where(), content_index=0,
-                              part={"type": "output_text", "text": "", "annotations": []}))
+    def open_block(self, kind, call_id=None, name=None):
+        self.item = self.names.item(name, call_id, "", "in_progress") if kind == "tool" else {
+            "type": "message", "id": _new_id("msg_"), "status": "in_progress",
+            "role": "assistant", "content": []}
+        self.where = {"item_id": self.item["id"], "output_index": len(self.output)}
+        out = self._event("response.output_item.added", output_index=len(self.output),
+                          item=self.item)
+        if kind == "text":
+            out += self._event("response.content_part.added", **self.where, content_index=0,
+                               part={"type": "output_text", "text": "", "annotations": []})
+        return out
 
-    def text(self, piece):
+    def piece(self, kind, piece):
         self.pieces.append(piece)
-        return self._event("response.output_text.delta", **self._where(), content_index=0,
-                           delta=piece, logprobs=[])
-
-    def open_tool(self, call_id, name):
-        self.item, self.pieces = self.names.item(name, call_id, "", "in_progress"), []
-        return self._event("response.output_item.added", output_index=len(self.output),
-                           item=self.item)
-
-    def arguments(self, piece):
-        self.pieces.append(piece)
+        if kind == "text":
+            return self._event("response.output_text.delta", **self.where, content_index=0,
+                               delta=piece, logprobs=[])
         if self.item["type"] == "custom_tool_call":  # its input is sent whole, once decoded
             return []
-        return self._event("response.function_call_arguments.delta", **self._where(),
-                           delta=piece)
+        return self._event("response.function_call_arguments.delta", **self.where, delta=piece)
 
     def close(self, kind):
         whole = "".join(self.pieces)
         if kind == "text":
-            part = {"type": "output_text", "text": whole, "annotations": []}
             done = _text_item(self.item["id"], whole)
-            out = (self._event("response.output_text.done", **self._where(), content_index=0,
+            out = (self._event("response.output_text.done", **self.where, content_index=0,
                                text=whole, logprobs=[])
-                   + self._event("response.content_part.done", **self._where(),
-                                 content_index=0, part=part))
+                   + self._event("response.content_part.done", **self.where,
+                                 content_index=0, part=done["content"][0]))
         elif self.item["type"] == "custom_tool_call":
             done = dict(self.item, input=custom_input(whole), status="completed")
-            out = (self._event("response.custom_tool_call_input.delta", **self._where(),
+            out = (self._event("response.custom_tool_call_input.delta", **self.where,
                                delta=done["input"])
-                   + self._event("response.custom_tool_call_input.done", **self._where(),
+                   + self._event("response.custom_tool_call_input.done", **self.where,
                                  input=done["input"]))
         else:
             done = dict(self.item, arguments=whole, status="completed")
-            out = self._event("response.function_call_arguments.done", **self._where(),
+            out = self._event("response.function_call_arguments.done", **self.where,
                               name=done["name"], arguments=whole)
         out += self._event("response.output_item.done", output_index=len(self.output), item=done)
         self.output.append(done)
-        self.item, self.pieces = None, []
+        self.pieces = []
         return out
 
     def end(self):
-        usage = _responses_usage(*self.tokens())
-        if self.finish_reason == "length":
-            return self._event("response.incomplete", response=_response(
-                self.id, self.model, "incomplete", self.output, usage,
-                incomplete={"reason": "max_output_tokens"}))
-        return self._event("response.completed", response=_response(
-            self.id, self.model, "completed", self.output, usage))
+        response = _response(self.id, self.model, self.output, self.tokens(), self.finish_reason)
+        return self._event("response." + response["status"], response=response)
 
     def error(self, message):
         failure = {"code": "server_error", "message": message}
         return (self._event("error", code="stream_interrupted", message=message, param=None)
                 + self._event("response.failed", response=_response(
-                    self.id, self.model, "failed", self.output, _responses_usage(*self.tokens()),
-                    error=failure)))
+                    self.id, self.model, self.output, self.tokens(), error=failure)))
 
 
 # =============================================================================================
