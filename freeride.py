@@ -562,10 +562,10 @@ class Writer:
         self.thread.join(timeout=10)
 
     def _run(self):
-        stopped = False
+        stopped, due = False, time.monotonic() + self.TICK
         while not stopped:
             with self.wake:
-                if self.items or self.wake.wait(timeout=self.TICK):
+                if self.items or self.wake.wait(timeout=max(0.0, due - time.monotonic())):
                     if not self.urgent:  # events only: let the batch gather
                         self.wake.wait(timeout=self.BATCH)
                 items, self.items, self.urgent = self.items, [], False
@@ -583,7 +583,8 @@ class Writer:
                     self.pending.discard(item)
                 self._safely(item)
             self._safely(self._write_events, lines)
-            if stopped or not items:  # the stop, or TICK seconds with nothing to write
+            if stopped or time.monotonic() >= due:  # every TICK, however busy the events are
+                due = time.monotonic() + self.TICK
                 for tick in self.ticks:
                     self._safely(tick)
 

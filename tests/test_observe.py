@@ -196,6 +196,20 @@ class WatchTest(GatewayTest):
         seqs = [int(re.search(r'"seq": (\d+)', line).group(1)) for line in lines]
         self.assertEqual(seqs, list(range(total)))
 
+    def test_usage_is_saved_every_tick_while_events_keep_coming(self):
+        class Writer(freeride.Writer):
+            TICK = 0.2
+        writer = Writer(self.home, True)
+        saved = []
+        writer.ticks.append(lambda: saved.append(time.monotonic()))
+        started = time.monotonic()
+        for i in range(30):  # an event every 50 ms for 1.5 s: never TICK seconds of quiet
+            writer.event(req=f"req_{i}", event="note")
+            time.sleep(0.05)
+        busy = [t for t in saved if t - started < 1.5]
+        writer.close()
+        self.assertGreaterEqual(len(busy), 3, "the periodic flushes waited for a quiet spell")
+
     def test_events_are_complete_json_lines_when_many_requests_write_at_once(self):
         self.fake("groq")
         self.start_gateway(groq=["g1", "g2"])
