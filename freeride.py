@@ -223,8 +223,8 @@ class Config:
             value = kind(raw)
         except ValueError:
             raise ConfigError(f"{var} must be a number, not {raw!r}") from None
-        if value <= 0:
-            raise ConfigError(f"{var} must be greater than 0")
+        if not 0 < value < float("inf"):  # nan and inf too: no socket takes them
+            raise ConfigError(f"{var} must be a number greater than 0, not {raw!r}")
         return value
 
     @staticmethod
