@@ -1228,8 +1228,7 @@ def read_headers(fp):
         text = line.decode("iso-8859-1")
         if text[:1] in (" ", "\t"):  # obsolete line folding: part of the previous value
             if headers:
-                name, value = headers[-1]
-                headers[-1] = (name, value + " " + text.strip())
+                headers[-1] = (headers[-1][0], headers[-1][1] + " " + text.strip())
             continue
         name, colon, value = text.partition(":")
         if colon and name and name == name.strip():
@@ -1549,7 +1548,7 @@ def read_event(raw):
     if carries(doc, CONTENT_FIELDS):
         deltas = [c.get("delta") for c in doc["choices"] if isinstance(c, dict)]
         if any(not isinstance(d.get(f), (str, type(None))) for d in deltas
-               if isinstance(d, dict) for f in TEXT_FIELDS):
+               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")):
             return Event("garbage", raw, doc)  # text that is not text
         return Event("content", raw, doc)
     if doc.get("usage") and not doc.get("choices"):
@@ -1576,7 +1575,6 @@ def read_events(body):
 
 CONTENT_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content", "reasoning",
                   "refusal")
-TEXT_FIELDS = ("content", "reasoning_content", "reasoning")  # strings when present
 
 
 def carries(doc, fields):
@@ -1598,9 +1596,9 @@ def assemble(events, headers):
             raise stream_error(event, headers)
         if event.kind == "garbage":
             raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed event")
-        if event.kind in ("comment", "done"):
-            continue
         chunk = event.doc
+        if chunk is None:
+            continue  # comments, [DONE]
         for field in ("id", "model", "created", "system_fingerprint"):
             if chunk.get(field) is not None:
                 top.setdefault(field, chunk[field])
@@ -1609,8 +1607,8 @@ def assemble(events, headers):
             usage = found if isinstance(found, dict) else usage
         for choice in chunk.get("choices") or ():  # a list: read_event made sure
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict) or any(
-                    not isinstance(delta.get(f), (str, type(None))) for f in TEXT_FIELDS):
+            if not isinstance(delta, dict) or not all(isinstance(delta.get(f), str) for f in (
+                    "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
                 raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
             texts.append(delta.get("content") or "")
             for name in ("reasoning_content", "reasoning"):
@@ -1804,12 +1802,11 @@ def resolve_embeddings(routes, model):
     if not exact:
         return []
     dimension = next((d for _, _, d in exact if d), 0)
-    out, seen = [], set()
+    out = {}  # one candidate a provider, its first
     for r, m, d in exact + [o for o in offered if embedding_family(o[1]) == family]:
-        if d in (dimension, 0) and r.name not in seen:
-            seen.add(r.name)
-            out.append((r, m, d or dimension))
-    return out
+        if d in (dimension, 0):
+            out.setdefault(r.name, (r, m, d or dimension))
+    return list(out.values())
 
 
 def error_message(doc, text):
