@@ -1186,12 +1186,15 @@ class Headers(http.client.HTTPMessage):
     def __init__(self, pairs):
         super().__init__()
         self._headers = pairs
-        self._index = {name.lower(): value for name, value in reversed(pairs)}
+        self._index = {}
+        for name, value in pairs:
+            self._index.setdefault(name.lower(), value)
 
     def get(self, name, failobj=None):
         return self._index.get(name.lower(), failobj)
 
-    __getitem__ = get
+    def __getitem__(self, name):
+        return self._index.get(name.lower())
 
     def __contains__(self, name):
         return name.lower() in self._index
@@ -1382,8 +1385,7 @@ class Pool:
 
     @staticmethod
     def _failure(e, reused, sock):
-        """The UpstreamFailure a failed send or head is; None to try once more on a fresh
-        connection."""
+        """The UpstreamFailure a failed send or head is; None: try once more, freshly connected."""
         if isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
             # A reset means the server's socket was closed with the request unread (a server
             # that read it and hung up ends cleanly): only then may the request go once more,
@@ -1409,7 +1411,8 @@ class Pool:
             raise UpstreamFailure(0, reason="cannot send the request: a line break, NUL or "
                                   "space in its URL or in a header value")
         try:
-            host = host if host.isascii() else host.encode("idna").decode("ascii")
+            if not host.isascii():
+                host = host.encode("idna").decode("ascii")
             if ":" in host:
                 host = f"[{host}]"
             if port != (443 if scheme == "https" else 80):
@@ -1838,11 +1841,13 @@ PROSE_WAIT = re.compile(
 def parse_duration(text):
     """Seconds from '17', '26.28', '2m59.56s', '825ms', '1h2m3s'; None if it is none of them."""
     text = (text or "").strip()
+    if not text:
+        return None
     try:
         value = float(text)
     except ValueError:
         m = DURATION.match(text)
-        if not text or not m:
+        if not m:
             return None
         h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
         return h * 3600 + mi * 60 + s + ms / 1000
@@ -1863,15 +1868,17 @@ def cooldown_hints(headers, doc, text, now):
     ms = parse_duration(headers.get("retry-after-ms"))
     yield None if ms is None else ms / 1000
     value = headers.get("retry-after")
-    yield parse_duration(value)
-    try:  # or an HTTP date
-        yield email.utils.parsedate_to_datetime(value).timestamp() - now
-    except (TypeError, ValueError, IndexError, OverflowError):
-        pass
+    if value:
+        yield parse_duration(value)
+        try:  # or an HTTP date
+            yield email.utils.parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
     for kind in ("requests", "tokens"):  # Groq: the budget that ran out says when it is back
         if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0":
             yield parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
-    yield parse_reset(headers.get("x-ratelimit-reset"), now)
+    if headers.get("x-ratelimit-reset"):
+        yield parse_reset(headers.get("x-ratelimit-reset"), now)
     error = doc.get("error") if isinstance(doc, dict) else None
     error = error if isinstance(error, dict) else {}
     for detail in error.get("details") or ():
@@ -1880,10 +1887,10 @@ def cooldown_hints(headers, doc, text, now):
     metadata = error["metadata"] if isinstance(error.get("metadata"), dict) else {}
     if isinstance(metadata.get("retry_after_seconds"), (int, float)):
         yield float(metadata["retry_after_seconds"])
-    inner = metadata["headers"] if isinstance(metadata.get("headers"), dict) else {}
-    inner = {str(k).lower(): str(v) for k, v in inner.items()}
-    yield parse_duration(inner.get("retry-after"))
-    yield parse_reset(inner.get("x-ratelimit-reset"), now)
+    if isinstance(metadata.get("headers"), dict):  # OpenRouter: the provider's own headers
+        inner = {str(k).lower(): str(v) for k, v in metadata["headers"].items()}
+        yield parse_duration(inner.get("retry-after"))
+        yield parse_reset(inner.get("x-ratelimit-reset"), now)
     m = PROSE_WAIT.search(text)
     yield parse_duration(m.group(1)) if m else None
 
@@ -1918,11 +1925,12 @@ def classify(provider, status, headers, body, now=None):
         doc = None
     if isinstance(doc, list) and doc:  # Gemini wraps its error object in an array
         doc = doc[0]
-    rule = next((r for r in (*provider.rules, *GENERIC_RULES)
-                 if (not r.status or status in r.status)
-                 and (not r.header or (headers.get(r.header[0]) or "").strip() == r.header[1])
-                 and (not r.body or re.search(r.body, text, re.I))), None)
-    if rule is None:
+    for rule in tuple(provider.rules) + GENERIC_RULES:
+        if (not rule.status or status in rule.status) and (not rule.header or (
+                headers.get(rule.header[0]) or "").strip() == rule.header[1]) and (
+                not rule.body or re.search(rule.body, text, re.I)):
+            break
+    else:
         rule = Rule(UPSTREAM, scope=MODEL) if status >= 500 or status < 400 else Rule(CLIENT)
     seconds = rule.cooldown or DEFAULT_COOLDOWN[rule.cls]
     if rule.cls in (RATE_LIMIT, QUOTA, UPSTREAM):
@@ -1987,30 +1995,35 @@ class Router:
             if self.ledger is not None and len(keys) > 1:
                 keys.sort(key=lambda k: -self.ledger.headroom(route, k, model))  # stable
             for key in keys:
-                row = {"provider": route.name, "key": key.index, "model": model}
                 cooling = self.cooldowns.lookup(route.name, key.id, model)
                 spent = self.ledger.spent(route, key, model, tokens) if self.ledger else None
                 if cooling is not None or spent is not None:
-                    row.update({"class": cooling.cls, "skipped": "cooling",
-                                "cooldown_s": round(cooling.until - time.time(), 1)} if cooling
-                               else {"class": QUOTA if spent[1] != "minute" else RATE_LIMIT,
-                                     "skipped": f"no {spent[0]} left this {spent[1]}",
-                                     "cooldown_s": round(spent[2], 1)})
+                    skip = {"class": cooling.cls, "skipped": "cooling",
+                            "cooldown_s": round(cooling.until - time.time(), 1)} if cooling \
+                        else {"class": QUOTA if spent[1] != "minute" else RATE_LIMIT,
+                              "skipped": f"no {spent[0]} left this {spent[1]}",
+                              "cooldown_s": round(spent[2], 1)}
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     **skip})
+                    self.writer.event(req=rid, event="skip", **attempts[-1])
                     own = self.cooldowns.table.get((route.name, key.id, model))  # this model's
                     spent_here += (spent is not None and spent[1] != "minute"
                                    and route.provider.quota_per_model) or (
                         cooling is not None and own is cooling and cooling.cls == QUOTA)
-                elif (remaining := deadline - time.monotonic()) <= 0:
-                    row.update({"class": UPSTREAM, "skipped": "request deadline reached"})
-                    raise Exhausted(attempts + [row], "the request deadline passed before any "
-                                    "provider answered")
-                elif not route.take(key):
-                    row.update({"class": RATE_LIMIT, "skipped": "busy", "cooldown_s": 1})
-                if "skipped" in row:
-                    attempts.append(row)
-                    self.writer.event(req=rid, event="skip", **row)
                     continue
-                self.writer.event(req=rid, event="attempt", **row)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     "class": UPSTREAM, "skipped": "request deadline reached"})
+                    raise Exhausted(attempts, "the request deadline passed before any provider "
+                                    "answered")
+                if not route.take(key):
+                    attempts.append({"provider": route.name, "key": key.index, "model": model,
+                                     "class": RATE_LIMIT, "skipped": "busy", "cooldown_s": 1})
+                    self.writer.event(req=rid, event="skip", **attempts[-1])
+                    continue
+                self.writer.event(req=rid, event="attempt", provider=route.name, key=key.index,
+                                  model=model)
                 started = time.monotonic()
                 try:
                     answer = send(route, key, model, remaining)
@@ -2018,16 +2031,17 @@ class Router:
                     route.give(key)
                     ms = round((time.monotonic() - started) * 1000)
                     verdict = self._judge(route, key, model, failure)
-                    row.update({"class": verdict.cls, "status": failure.status,
-                                "message": verdict.message[:300], "ms": ms})
+                    attempt = {"provider": route.name, "key": key.index, "model": model,
+                               "class": verdict.cls, "status": failure.status,
+                               "message": verdict.message[:300], "ms": ms}
                     if verdict.cls not in (CLIENT, CONTEXT, MODEL_NOT_FOUND):
-                        row["cooldown_s"] = round(verdict.seconds, 1)
+                        attempt["cooldown_s"] = round(verdict.seconds, 1)
                     if failure.timeout:
-                        row["timeout"] = failure.timeout
-                    attempts.append(row)
-                    self.writer.event(req=rid, event="result", ok=False, **row)
+                        attempt["timeout"] = failure.timeout
+                    attempts.append(attempt)
+                    self.writer.event(req=rid, event="result", ok=False, **attempt)
                     if verdict.cls == CLIENT:
-                        raise ClientFault(failure, verdict, row) from None
+                        raise ClientFault(failure, verdict, attempt) from None
                     if verdict.cls in (RATE_LIMIT, QUOTA, AUTH) and verdict.scope != MODEL:
                         spent_here += verdict.scope == KEY_MODEL and verdict.cls == QUOTA
                         continue
@@ -2038,7 +2052,8 @@ class Router:
                 if not hold:
                     route.give(key)
                 self.cooldowns.recovered(route.name, key.id, model)
-                self.writer.event(req=rid, event="result", ok=True, **row,
+                self.writer.event(req=rid, event="result", ok=True, provider=route.name,
+                                  key=key.index, model=model,
                                   ms=round((time.monotonic() - started) * 1000))
                 return route, key, model, answer
             else:  # every key was tried or skipped: is it this model's own quota that is out?
