@@ -1111,9 +1111,9 @@ MAX_HEADER_LINE, MAX_HEADERS = 65536, 100   # http.client's own limits
 
 
 class Headers(http.client.HTTPMessage):
-    """An HTTPMessage with a case-folded index, so that get() is a dict lookup instead of a
-    scan that lower-cases every header (http.client and the gateway ask about ten times a
-    request). The first value of a repeated header wins, as in Message.get."""
+    """An HTTPMessage whose get() is a dict lookup, not a scan lowering every header (asked
+    about ten times a request). The first of a repeated header wins, as in Message.get.
+    Read-only: nothing sets or deletes a header once read."""
 
     def __init__(self, pairs):
         super().__init__()
@@ -1131,23 +1131,12 @@ class Headers(http.client.HTTPMessage):
     def __contains__(self, name):
         return name.lower() in self._index
 
-    def __setitem__(self, name, value):
-        super().__setitem__(name, value)
-        self._index.setdefault(name.lower(), value)
-
-    def __delitem__(self, name):
-        super().__delitem__(name)
-        self._index.pop(name.lower(), None)
-
 
 def read_headers(fp):
-    """An HTTP header block from fp as Headers, without the email parser.
-
-    The email package costs about 25 us a block, a tenth of the gateway's budget for a whole
-    request; this reads the same header lines (folded lines joined, malformed ones dropped)
-    under http.client's limits, which raise LineTooLong / HTTPException as it does. When the
-    whole block is already buffered (nearly always) it is taken in one read.
-    """
+    """An HTTP header block from fp as Headers, without the email parser (about 25 us a
+    block, a tenth of the gateway's budget for a request): the same lines (folded ones joined,
+    malformed ones dropped) under http.client's limits, raising LineTooLong / HTTPException
+    as it does. A block already all buffered (nearly always) is taken in one read."""
     buffered = fp.peek(MAX_HEADER_LINE) if hasattr(fp, "peek") else b""
     end = buffered.find(b"\r\n\r\n")
     if buffered.startswith(b"\r\n"):
@@ -1158,8 +1147,15 @@ def read_headers(fp):
         raw = fp.read(end + 4)[:-4].split(b"\r\n")
         if any(len(line) > MAX_HEADER_LINE for line in raw):
             raise http.client.LineTooLong("header line")
-    else:
-        raw = _header_lines(fp)
+    else:  # one readline at a time
+        raw = []
+        while len(raw) <= MAX_HEADERS:
+            line = fp.readline(MAX_HEADER_LINE + 1)
+            if len(line) > MAX_HEADER_LINE:
+                raise http.client.LineTooLong("header line")
+            if line in (b"\r\n", b"\n", b""):
+                break
+            raw.append(line.rstrip(b"\r\n"))
     if len(raw) > MAX_HEADERS:
         raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
     headers = []
@@ -1167,26 +1163,12 @@ def read_headers(fp):
         text = line.decode("iso-8859-1")
         if text[:1] in (" ", "\t"):  # obsolete line folding: part of the previous value
             if headers:
-                name, value = headers[-1]
-                headers[-1] = (name, value + " " + text.strip())
+                headers[-1] = (headers[-1][0], headers[-1][1] + " " + text.strip())
             continue
         name, colon, value = text.partition(":")
         if colon and name and name == name.strip():
             headers.append((name, value.strip()))
     return Headers(headers)
-
-
-def _header_lines(fp):
-    """The header lines of fp one readline at a time (a block not yet all buffered)."""
-    lines = []
-    for _ in range(MAX_HEADERS + 1):
-        line = fp.readline(MAX_HEADER_LINE + 1)
-        if len(line) > MAX_HEADER_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
-            return lines
-        lines.append(line.rstrip(b"\r\n"))
-    raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
 
 
 class Response(http.client.HTTPResponse):
@@ -1209,24 +1191,18 @@ class Response(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
         self.headers = self.msg = read_headers(self.fp)
-        encoding = self.headers.get("transfer-encoding")
-        self.chunked = bool(encoding) and encoding.lower() == "chunked"
+        self.chunked = (self.headers.get("transfer-encoding") or "").lower() == "chunked"
         self.chunk_left = None
-        self.will_close = self._check_close()
-        self.length = None
         length = self.headers.get("content-length")
-        if length and not self.chunked:
-            try:
-                self.length = int(length)
-            except ValueError:
-                pass
-            else:
-                if self.length < 0:
-                    self.length = None
+        try:
+            self.length = int(length) if length and not self.chunked else None
+        except ValueError:
+            self.length = None
         if status in (204, 304) or 100 <= status < 200 or self._method == "HEAD":
             self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:
-            self.will_close = True
+        elif self.length is not None and self.length < 0:
+            self.length = None
+        self.will_close = self._check_close() or (not self.chunked and self.length is None)
 
 
 class LocalResponse(io.BytesIO):
@@ -1235,9 +1211,7 @@ class LocalResponse(io.BytesIO):
     def __init__(self, status, headers, body):
         super().__init__(body)
         self.status = status
-        self.headers = http.client.HTTPMessage()
-        for name, value in headers.items():
-            self.headers[name] = value
+        self.headers = Headers(list(headers.items()))
         self.will_close = True
 
     def isclosed(self):
@@ -1246,10 +1220,8 @@ class LocalResponse(io.BytesIO):
 
 class Pool:
     """Keep-alive connections to upstreams, per (scheme, host, port, proxy), thread-safe.
-
     Proxies follow urllib's environment rules (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). One TLS
-    context serves every HTTPS connection, so a pooled connection never handshakes twice.
-    """
+    context serves every HTTPS connection, so a pooled connection never handshakes twice."""
     MAX_IDLE = 64
 
     def __init__(self, connect_timeout, ca_bundle=""):
@@ -1275,24 +1247,21 @@ class Pool:
         if proxy and urllib.request.proxy_bypass_environment(host, self.proxies):
             proxy = None
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        return (scheme, host, port, proxy), path
+        return (scheme, host, port, proxy), url if proxy and scheme == "http" else path
 
     def _connect(self, target):
         scheme, host, port, proxy = target
+        address = (host, port)
         if proxy:
             p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(p.hostname, p.port or 80,
-                                                   timeout=self.connect_timeout, context=self.tls)
-                conn.set_tunnel(host, port)
-            else:
-                conn = http.client.HTTPConnection(p.hostname, p.port or 80,
-                                                  timeout=self.connect_timeout)
-        elif scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
+            address = (p.hostname, p.port or 80)
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(*address, timeout=self.connect_timeout,
                                                context=self.tls)
+            if proxy:
+                conn.set_tunnel(host, port)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(*address, timeout=self.connect_timeout)
         conn.freeride_target = target
         return conn
 
@@ -1307,23 +1276,16 @@ class Pool:
         return None
 
     def request(self, method, url, body, headers, timeout, guard=None):
-        """Send a request; return the response once its head has arrived (within timeout).
-
+        """Send a request in one write (head and body); return the response once its head has
+        arrived (within timeout). http.client only connects (TLS, proxy tunnels) and reads.
         `guard(sock)` arms a Deadline over the whole head (a trickle never trips a per-read
-        timeout); it stays armed on the response (freeride_guard) for the caller to cancel.
-
-        The request goes out as one write (head and body together); http.client is used to
-        connect (TLS, proxy tunnels) and to read the answer, not to send.
-        """
+        timeout); it stays armed on the response (freeride_guard) for the caller to cancel."""
         target, path = self._target(url)
-        if target[3] and target[0] == "http":
-            path = url
         data = self._message(method, path, target, body, headers)
         conn = self._take(target)
         reused = conn is not None
         while True:
-            if conn is None:
-                conn = self._connect(target)
+            conn = conn or self._connect(target)
             sock = armed = None
             try:
                 if conn.sock is None:
@@ -1335,43 +1297,40 @@ class Pool:
                 sock.sendall(data)
                 response = Response(sock, method=method)
                 response.begin()
-                response.freeride_sock = sock
-                response.freeride_guard = armed
             except Exception as e:
                 if armed is not None:
                     armed.cancel()
-                    if armed.fired:
-                        conn.close()
-                        raise UpstreamFailure(0, reason=f"no response head within {timeout:g} s",
-                                              timeout="headers") from None
+                conn.close()
+                if armed is not None and armed.fired:
+                    raise UpstreamFailure(0, reason=f"no response head within {timeout:g} s",
+                                          timeout="headers") from None
                 if not isinstance(e, (OSError, http.client.HTTPException, ValueError)):
-                    conn.close()
                     raise
-                self._failed(e, conn, reused, sock)
+                failure = self._failure(e, reused, sock)
+                if failure is not None:
+                    raise failure from None
                 conn, reused = None, False
                 continue
+            response.freeride_sock, response.freeride_guard = sock, armed
             response.freeride_conn = conn
             return response
 
     @staticmethod
-    def _failed(e, conn, reused, sock):
-        """After a failed send or head: return to try once more on a fresh connection, or
-        raise the UpstreamFailure it is."""
-        conn.close()
+    def _failure(e, reused, sock):
+        """The UpstreamFailure a failed send or head is; None: try once more, freshly connected."""
         if isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
             # A reset means the server's socket was closed with the request unread (a server
             # that read it and hung up ends cleanly): only then may the request go once more,
             # on a fresh connection. After a clean end, never send it twice.
             if reused and (not isinstance(e, http.client.RemoteDisconnected) or _was_reset(sock)):
-                return
-            raise UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}") from None
+                return None
+            return UpstreamFailure(0, reason=f"connection lost: {e.__class__.__name__}")
         if isinstance(e, socket.timeout):
-            raise UpstreamFailure(0, reason="timed out waiting for the upstream",
-                                  timeout="headers") from None
+            return UpstreamFailure(0, reason="timed out waiting for the upstream",
+                                   timeout="headers")
         if isinstance(e, ValueError):  # a host name IDNA refuses, a header http.client refuses
-            raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") \
-                from None
-        raise UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}") from None
+            return UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}")
+        return UpstreamFailure(0, reason=f"cannot reach upstream: {_short(e)}")
 
     @staticmethod
     def _message(method, path, target, body, headers):
@@ -1394,9 +1353,8 @@ class Pool:
             if body is not None:
                 lines.append(f"Content-Length: {len(body)}")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        except UnicodeError as e:
-            raise UpstreamFailure(0, reason=f"cannot send the request: {e.__class__.__name__}") \
-                from None
+        except UnicodeError as e:  # a host IDNA refuses, a header not latin-1: a ValueError
+            raise Pool._failure(e, False, None) from None
         return head + body if body else head
 
     def get(self, url, headers, timeout, limit=32 * MiB):
@@ -1416,14 +1374,12 @@ class Pool:
         if conn is None:
             return
         response.freeride_conn = None
-        if response.will_close or not response.isclosed() or conn.sock is None:
-            conn.close()
-            return
-        with self.lock:
-            idle = self.idle.setdefault(conn.freeride_target, [])
-            if len(idle) < self.MAX_IDLE:
-                idle.append(conn)
-                return
+        if not response.will_close and response.isclosed() and conn.sock is not None:
+            with self.lock:
+                idle = self.idle.setdefault(conn.freeride_target, [])
+                if len(idle) < self.MAX_IDLE:
+                    idle.append(conn)
+                    return
         conn.close()
 
     @staticmethod
@@ -1437,15 +1393,12 @@ class Pool:
     def close(self):
         with self.lock:
             idle, self.idle = self.idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        for conn in itertools.chain.from_iterable(idle.values()):
+            conn.close()
 
 
 def _dropped(sock):
     """True if an idle pooled socket was closed by the server (or holds unexpected bytes)."""
-    if sock is None:
-        return True
     try:
         if hasattr(select, "poll"):
             poller = select.poll()
@@ -1460,19 +1413,16 @@ def _was_reset(sock, wait=0.2):
     """After a clean end of a reused connection: did a reset follow (the request we sent
     arrived at a socket already closed)? On loopback it is there at once; over a network it
     takes a round trip, so wait a little for it."""
-    if sock is None:
-        return False
     until = time.monotonic() + wait
-    while True:
-        try:
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (errno.ECONNRESET,
-                                                                       errno.EPIPE):
-                return True
-        except OSError:
-            return False
-        if time.monotonic() >= until:
-            return False
-        time.sleep(0.01)
+    try:
+        while sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) not in (errno.ECONNRESET,
+                                                                          errno.EPIPE):
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.01)
+    except OSError:
+        return False
+    return True
 
 
 def _short(e):
@@ -1483,12 +1433,9 @@ MAX_EVENT = 4 * MiB
 
 
 def sse_events(response):
-    """Yield each server-sent event of a response as bytes (its lines, without the blank line).
-
-    Lines are read as they arrive, so each event is yielded as soon as it is complete.
-    """
-    lines = []
-    size = 0
+    """Yield each server-sent event of a response as bytes (its lines, without the blank line)
+    as soon as it is complete: lines are read as they arrive."""
+    lines, size = [], 0
     while True:
         line = response.readline(MAX_EVENT)
         if not line:
@@ -1554,9 +1501,8 @@ def read_events(body):
         try:
             docs = json.loads(b"[" + b",".join(r[6:] for r in raws[:-1]) + b"]")
         except ValueError:
-            docs = None
-        if docs is not None and all(isinstance(d, dict) and isinstance(d.get("choices", []), list)
-                                    for d in docs):
+            docs = [None]
+        if all(isinstance(d, dict) and isinstance(d.get("choices", []), list) for d in docs):
             return [Event("error" if d.get("error") else "chunk", r, d)
                     for r, d in zip(raws, docs)] + [Event("done", raws[-1], None)]
     return [read_event(r) for r in raws]  # comments, event names, garbage: one by one
@@ -1567,7 +1513,6 @@ CONTENT_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content",
 
 
 def carries(doc, fields):
-    """True if a chunk's delta holds any of these fields."""
     for choice in doc.get("choices") or ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if isinstance(delta, dict) and any(delta.get(f) for f in fields):
@@ -1576,11 +1521,10 @@ def carries(doc, fields):
 
 
 def assemble(events, headers):
-    """The chat.completion a provider would have answered plainly, from its stream: the text,
-    the reasoning (in the field the provider used), every tool call with its id and its
-    arguments joined by index, the finish reason, the usage, and the provider's id, model,
-    created and system_fingerprint. An error event, a malformed chunk or a stream cut before
-    its end raises UpstreamFailure."""
+    """The chat.completion a provider would have answered plainly, from its stream: text,
+    reasoning (in the provider's field), tool calls joined by index, finish reason, usage, and
+    the provider's id, model, created and system_fingerprint. An error event, a malformed
+    chunk or a stream cut before its end raises UpstreamFailure."""
     top, texts, reasons, calls, finish, usage = {}, [], {}, {}, None, None
     for event in events:
         if event.kind == "error":
@@ -1588,7 +1532,7 @@ def assemble(events, headers):
         if event.kind == "garbage":
             raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed event")
         chunk = event.doc
-        if not isinstance(chunk, dict):
+        if chunk is None:
             continue  # comments, [DONE]
         for field in ("id", "model", "created", "system_fingerprint"):
             if chunk.get(field) is not None:
@@ -1596,11 +1540,10 @@ def assemble(events, headers):
         extra = chunk.get("x_groq") if isinstance(chunk.get("x_groq"), dict) else {}
         for found in (chunk.get("usage"), extra.get("usage")):
             usage = found if isinstance(found, dict) else usage
-        for choice in chunk["choices"] if isinstance(chunk.get("choices"), list) else ():
+        for choice in chunk.get("choices") or ():  # a list: read_event made sure
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict) or not all(
-                    isinstance(delta.get(f), str) for f in ("content", "reasoning_content",
-                                                             "reasoning") if delta.get(f) is not None):
+            if not isinstance(delta, dict) or not all(isinstance(delta.get(f), str) for f in (
+                    "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
                 raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
             texts.append(delta.get("content") or "")
             for name in ("reasoning_content", "reasoning"):
@@ -1611,9 +1554,8 @@ def assemble(events, headers):
                 if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
                     raise UpstreamFailure(502, headers, event.raw[:2000],
                                           reason="a malformed tool call")
-                merged = calls.setdefault(call.get("index", 0), {"id": None, "type": "function",
-                                                                 "function": {"name": "",
-                                                                              "arguments": ""}})
+                merged = calls.setdefault(call.get("index", 0), {
+                    "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
                 merged["id"] = merged["id"] or call.get("id")
                 merged["function"]["name"] += str(function.get("name") or "")
                 merged["function"]["arguments"] += str(function.get("arguments") or "")
@@ -1624,7 +1566,8 @@ def assemble(events, headers):
     message = {"role": "assistant", "content": text if text or not calls else None}
     message.update((name, "".join(parts)) for name, parts in reasons.items())
     if calls:
-        message["tool_calls"] = [dict(c, id=c["id"] or _new_id("call")) for _, c in sorted(calls.items())]
+        message["tool_calls"] = [dict(c, id=c["id"] or _new_id("call"))
+                                 for _, c in sorted(calls.items())]
     doc = {"id": top.get("id") or _new_id("chatcmpl"), "object": "chat.completion",
            "created": top.get("created") or int(time.time()), "model": top.get("model")}
     if "system_fingerprint" in top:
@@ -1649,17 +1592,11 @@ def stream_error(event, headers):
     """Turn an SSE error event into the failure it reports (status from its error code)."""
     error = event.doc.get("error") if isinstance(event.doc, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
-        status = int(code)
-    elif isinstance(code, str) and ("rate" in code or "limit" in code):
-        status = 429
-    else:
-        status = 502
-    if not 400 <= status <= 599:
-        status = 502
+    code = str(code) if isinstance(code, (int, str)) else ""
+    status = int(code) if code.isdecimal() else 429 if "rate" in code or "limit" in code else 502
     # The classifier reads the event's JSON (messages, retry hints), not its SSE framing.
     body = json.dumps(event.doc).encode() if isinstance(event.doc, dict) else event.raw
-    return UpstreamFailure(status, headers, body)
+    return UpstreamFailure(status if 400 <= status <= 599 else 502, headers, body)
 
 
 # =============================================================================================
@@ -1706,28 +1643,21 @@ GENERIC_RULES = (
 )
 
 
-class Verdict(NamedTuple):
-    cls: str
-    scope: str
-    seconds: float
-    message: str
+Verdict = collections.namedtuple("Verdict", "cls scope seconds message")  # classify's answer
 
 
 def family_of(model):
     low = model.lower()
-    if low in FAMILIES:
-        return low
-    return next((name for name, pattern in FAMILIES.items() if re.search(pattern, low)), None)
+    return low if low in FAMILIES else next(
+        (name for name, pattern in FAMILIES.items() if re.search(pattern, low)), None)
 
 
 def resolve(routes, model, tools=False, vision=False):
-    """The ordered candidates (route, provider model id) for a requested model name.
-
-    An exact id goes first to the providers that serve it now, then a family's spelling on
-    the others (the module's, or failing that a live model of that family); aliases and names
-    nobody serves go to each provider's best free model that can handle the request's tools
-    and images. A local server that is not answering is left out.
-    """
+    """The ordered candidates (route, provider model id) for a requested model name: an exact
+    id first to the providers serving it now, then a family's spelling on the others (the
+    module's, else a live model of that family); aliases and names nobody serves to each
+    provider's best free model that can handle the request's tools and images. A local server
+    that is not answering is left out."""
     routes = [r for r in routes if r.available]
 
     def capable(route, model_id):
@@ -1788,36 +1718,30 @@ OPENAI_EMBEDDINGS = ("auto", "text-embedding-3-small", "text-embedding-3-large",
 
 
 def resolve_embeddings(routes, model):
-    """Candidates (route, model id, dimension) that all give vectors of one model family.
-
-    A named model is answered by that model or a documented equivalent of the same
-    dimension, never by another model's vectors: a name nobody serves gets no candidate.
-    `auto` and OpenAI's names pick the family served by the most configured providers, the
-    same one every time for the same configuration. Dimension 0: unknown (a local server);
-    the vectors it returns must then have the family's dimension.
-    """
+    """Candidates (route, model id, dimension) that all give vectors of one model family: a
+    named model's, or a documented equivalent's of the same dimension, never another model's
+    (a name nobody serves gets none); for `auto` and OpenAI's names, the family most providers
+    serve, the same one every time for one configuration. Dimension 0: unknown (a local
+    server); the vectors it returns must then have the family's dimension."""
     offered = [(r, m, d) for r in routes if r.available for m, d in r.offer.embeddings.items()]
     if model.lower() in OPENAI_EMBEDDINGS:
         counts = {}
         for route, m, _ in offered:
             counts.setdefault(embedding_family(m), set()).add(route.name)
-        if not counts:
-            return []
-        family = max(counts, key=lambda f: len(counts[f]))  # max keeps the first of a tie
-        exact = [(r, m, d) for r, m, d in offered if embedding_family(m) == family][:1]
+        family = max(counts, key=lambda f: len(counts[f]), default=None)  # the first of a tie
+        exact = [o for o in offered if embedding_family(o[1]) == family][:1]
     else:
         family = embedding_family(model)
-        exact = [(r, m, d) for r, m, d in offered if m == model] or \
-            [(r, m, d) for r, m, d in offered if embedding_family(m) == family]
-        if not exact:
-            return []
+        exact = [o for o in offered if o[1] == model] or \
+            [o for o in offered if embedding_family(o[1]) == family]
+    if not exact:
+        return []
     dimension = next((d for _, _, d in exact if d), 0)
-    out, seen = [], set()
+    out = {}  # one candidate a provider, its first
     for r, m, d in exact + [o for o in offered if embedding_family(o[1]) == family]:
-        if d in (dimension, 0) and r.name not in seen:
-            seen.add(r.name)
-            out.append((r, m, d or dimension))
-    return out
+        if d in (dimension, 0):
+            out.setdefault(r.name, (r, m, d or dimension))
+    return list(out.values())
 
 
 def error_message(doc, text):
@@ -1842,98 +1766,74 @@ def error_message(doc, text):
 
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
                       r"(?:(\d+(?:\.\d+)?)ms)?$")
-PROSE_WAIT = re.compile(r"(?:try again in|retry in|retry after|wait)\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s)?)+)",
-                        re.I)
+PROSE_WAIT = re.compile(
+    r"(?:try again in|retry in|retry after|wait)\s+((?:\d+(?:\.\d+)?(?:ms|h|m|s)?)+)", re.I)
 
 
 def parse_duration(text):
     """Seconds from '17', '26.28', '2m59.56s', '825ms', '1h2m3s'; None if it is none of them."""
     text = (text or "").strip()
+    if not text:
+        return None
     try:
         value = float(text)
-        return None if value != value else value
     except ValueError:
-        pass
-    m = DURATION.match(text)
-    if not text or not m:
-        return None
-    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
-    return h * 3600 + mi * 60 + s + ms / 1000
+        m = DURATION.match(text)
+        if not m:
+            return None
+        h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+        return h * 3600 + mi * 60 + s + ms / 1000
+    return None if value != value else value  # not NaN
 
 
 def parse_reset(value, now):
     """A reset time: epoch milliseconds, epoch seconds, or seconds from now."""
     seconds = parse_duration(value)
-    if seconds is None:
-        return None
-    if seconds > 1e12:
-        return seconds / 1000 - now
-    if seconds > 1e9:
-        return seconds - now
+    if seconds is not None and seconds > 1e9:  # a time, not a wait
+        return (seconds / 1000 if seconds > 1e12 else seconds) - now
     return seconds
 
 
-def cooldown_hint(headers, doc, text, now):
-    """Seconds the answer itself says to wait, in the order providers.md ranks them."""
-    value = headers.get("retry-after-ms")
-    if value and parse_duration(value) is not None:
-        return parse_duration(value) / 1000
+def cooldown_hints(headers, doc, text, now):
+    """The seconds the answer itself says to wait, best first as providers.md ranks them; each
+    source yields None when the answer does not give it."""
+    ms = parse_duration(headers.get("retry-after-ms"))
+    yield None if ms is None else ms / 1000
     value = headers.get("retry-after")
     if value:
-        seconds = parse_duration(value)
-        if seconds is None:
-            try:
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - now
-            except (TypeError, ValueError, IndexError, OverflowError):
-                seconds = None
-        if seconds is not None:
-            return seconds
+        yield parse_duration(value)
+        try:  # or an HTTP date
+            yield email.utils.parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
     for kind in ("requests", "tokens"):  # Groq: the budget that ran out says when it is back
         if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0":
-            seconds = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
-            if seconds is not None:
-                return seconds
+            yield parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
     if headers.get("x-ratelimit-reset"):
-        seconds = parse_reset(headers.get("x-ratelimit-reset"), now)
-        if seconds is not None:
-            return seconds
+        yield parse_reset(headers.get("x-ratelimit-reset"), now)
     error = doc.get("error") if isinstance(doc, dict) else None
-    for detail in (error.get("details") if isinstance(error, dict) else None) or ():
+    error = error if isinstance(error, dict) else {}
+    for detail in error.get("details") or ():
         if isinstance(detail, dict) and isinstance(detail.get("retryDelay"), str):  # Google
-            seconds = parse_duration(detail["retryDelay"])
-            if seconds is not None:
-                return seconds
-    metadata = error.get("metadata") if isinstance(error, dict) else None
-    if isinstance(metadata, dict):
-        if isinstance(metadata.get("retry_after_seconds"), (int, float)):
-            return float(metadata["retry_after_seconds"])
-        inner = {str(k).lower(): str(v) for k, v in (metadata.get("headers") or {}).items()} \
-            if isinstance(metadata.get("headers"), dict) else {}
-        if inner.get("retry-after") and parse_duration(inner["retry-after"]) is not None:
-            return parse_duration(inner["retry-after"])
-        if inner.get("x-ratelimit-reset"):
-            seconds = parse_reset(inner["x-ratelimit-reset"], now)
-            if seconds is not None:
-                return seconds
+            yield parse_duration(detail["retryDelay"])
+    metadata = error["metadata"] if isinstance(error.get("metadata"), dict) else {}
+    if isinstance(metadata.get("retry_after_seconds"), (int, float)):
+        yield float(metadata["retry_after_seconds"])
+    if isinstance(metadata.get("headers"), dict):  # OpenRouter: the provider's own headers
+        inner = {str(k).lower(): str(v) for k, v in metadata["headers"].items()}
+        yield parse_duration(inner.get("retry-after"))
+        yield parse_reset(inner.get("x-ratelimit-reset"), now)
     m = PROSE_WAIT.search(text)
-    if m:
-        return parse_duration(m.group(1))
-    return None
+    yield parse_duration(m.group(1)) if m else None
 
 
 def calendar_reset(kind, now):
-    """Seconds until a cap's calendar reset: 'day', the next 00:00 UTC; 'pacific-day', the
-    next 00:00 in US Pacific time (Gemini); 'month', also the next 00:00 UTC.
-
-    A monthly cap (HuggingFace's credits, Mistral's) resets on the 1st, but credits can be
-    bought at any time and the exact instant is not documented: it is probed again daily
-    (providers.md).
-    """
-    if kind == "pacific-day":
-        local = now - 3600 * pacific_offset(now)
-        return 86400 - local % 86400
-    t = time.gmtime(now)
-    return calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)) + 86400 - now
+    """Seconds until a cap's calendar reset: 'day' and 'month', the next 00:00 UTC (a monthly
+    cap, HuggingFace's or Mistral's, resets on the 1st, but credits can be bought at any time
+    and the instant is not documented: it is probed again daily, providers.md); 'pacific-day',
+    the next 00:00 US Pacific time (Gemini)."""
+    local = now - 3600 * pacific_offset(now) if kind == "pacific-day" else now
+    return 86400 - local % 86400
 
 
 def pacific_offset(now):
@@ -1957,21 +1857,16 @@ def classify(provider, status, headers, body, now=None):
         doc = None
     if isinstance(doc, list) and doc:  # Gemini wraps its error object in an array
         doc = doc[0]
-    rule = None
-    for candidate in tuple(provider.rules) + GENERIC_RULES:
-        if candidate.status and status not in candidate.status:
-            continue
-        if candidate.header and (headers.get(candidate.header[0]) or "").strip() != candidate.header[1]:
-            continue
-        if candidate.body and not re.search(candidate.body, text, re.I):
-            continue
-        rule = candidate
-        break
-    if rule is None:
+    for rule in tuple(provider.rules) + GENERIC_RULES:
+        if (not rule.status or status in rule.status) and (not rule.header or (
+                headers.get(rule.header[0]) or "").strip() == rule.header[1]) and (
+                not rule.body or re.search(rule.body, text, re.I)):
+            break
+    else:
         rule = Rule(UPSTREAM, scope=MODEL) if status >= 500 or status < 400 else Rule(CLIENT)
     seconds = rule.cooldown or DEFAULT_COOLDOWN[rule.cls]
     if rule.cls in (RATE_LIMIT, QUOTA, UPSTREAM):
-        hint = cooldown_hint(headers, doc, text, now)
+        hint = next((s for s in cooldown_hints(headers, doc, text, now) if s is not None), None)
         # A daily or monthly cap whose answer says "retry in 26 s" (Gemini, OpenRouter) is
         # still spent until its reset: a hint shorter than CAP_FLOOR is not believed there.
         if rule.reset and (hint is None or hint < CAP_FLOOR):
@@ -2016,17 +1911,14 @@ class Router:
         self.ledger = ledger
 
     def walk(self, rid, candidates, send, deadline, hold=False, tokens=0, spill=None):
-        """Call send(route, key, model, timeout) until one returns; failures fail over.
-
-        send raises UpstreamFailure for anything that is not a usable answer. Keys go most
-        headroom first (the ledger); a key whose requests are spent, or that has clearly too
-        few tokens left this minute for `tokens`, is skipped without a call, and when only a
-        minute about to reset (2 s) stands in the way, the walk waits for it once. With
-        `spill(route, model)`, a model whose own quota is spent on every key gives way to
-        that provider's next model. A provider that takes one request at a time per key
-        (concurrency) has its busy keys skipped, not waited for; with `hold` the winning key
-        stays taken until the caller gives it back (a stream, still being relayed).
-        """
+        """Call send(route, key, model, timeout) until one returns; an UpstreamFailure (anything
+        not a usable answer) fails over. Keys go most headroom first (the ledger); a key whose
+        requests are spent, or with clearly too few tokens left this minute for `tokens`, is
+        skipped without a call; when only a minute about to reset (2 s) stands in the way, the
+        walk waits for it once. With `spill(route, model)`, a model whose own quota is spent on
+        every key gives way to that provider's next model. Busy keys of a provider taking one
+        request at a time per key are skipped, not waited for; with `hold` the winning key stays
+        taken until the caller gives it back (a stream, still being relayed)."""
         attempts, queue, waited = [], list(candidates), False
         while queue:
             route, model = queue.pop(0)
@@ -2097,8 +1989,7 @@ class Router:
                                   ms=round((time.monotonic() - started) * 1000))
                 return route, key, model, answer
             else:  # every key was tried or skipped: is it this model's own quota that is out?
-                after = spill(route, model) if spill and spent_here == len(keys) else None
-                if after:
+                if spill and spent_here == len(keys) and (after := spill(route, model)):
                     queue.insert(0, (route, after))
             if not queue and not waited:  # a minute about to reset is worth a short wait
                 soon = [a["cooldown_s"] for a in attempts if a.get("class") == RATE_LIMIT
@@ -2107,14 +1998,12 @@ class Router:
                     waited = True
                     time.sleep(min(soon) + 0.05)
                     queue = list(candidates)
-        if not attempts:
-            raise Exhausted(attempts, "no configured provider serves this model")
-        raise Exhausted(attempts, "every free provider and key is cooling or failed")
+        raise Exhausted(attempts, "every free provider and key is cooling or failed" if attempts
+                        else "no configured provider serves this model")
 
     def _judge(self, route, key, model, failure):
         verdict = classify(route.provider, failure.status, failure.headers, failure.body)
-        message = failure.reason or verdict.message
-        verdict = verdict._replace(message=self.config.redact(message))
+        verdict = verdict._replace(message=self.config.redact(failure.reason or verdict.message))
         if verdict.cls == UPSTREAM and failure.status == 0 and route.provider.local_server \
                 and self.catalogs is not None:
             self.catalogs.local_down(route)  # not answering: unused until a probe finds it
@@ -2130,8 +2019,7 @@ class Router:
         if verdict.cls == UPSTREAM:
             verdict = verdict._replace(
                 seconds=self.cooldowns.backoff(route.name, *scope, verdict.seconds))
-        self.cooldowns.cool(route.name, scope[0], scope[1], verdict.seconds, verdict.cls,
-                            verdict.message[:200])
+        self.cooldowns.cool(route.name, *scope, verdict.seconds, verdict.cls, verdict.message[:200])
         return verdict
 
 
