@@ -1483,12 +1483,18 @@ def read_event(raw):
     if carries(doc, CONTENT_FIELDS):
         deltas = [c.get("delta") for c in doc["choices"] if isinstance(c, dict)]
         if any(not isinstance(d.get(f), (str, type(None))) for d in deltas
-               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")):
-            return Event("garbage", raw, doc)  # text that is not text
+               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")) \
+                or any(not _objects(d.get("tool_calls") or []) for d in deltas
+                       if isinstance(d, dict)):
+            return Event("garbage", raw, doc)  # text that is not text, calls not objects
         return Event("content", raw, doc)
     if doc.get("usage") and not doc.get("choices"):
         return Event("usage", raw, doc)
     return Event("chunk", raw, doc)
+
+
+def _objects(value):
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
 
 def read_events(body):
@@ -1542,8 +1548,9 @@ def assemble(events, headers):
             usage = found if isinstance(found, dict) else usage
         for choice in chunk.get("choices") or ():  # a list: read_event made sure
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict) or not all(isinstance(delta.get(f), str) for f in (
-                    "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
+            if not isinstance(delta, dict) or not isinstance(delta.get("tool_calls") or [], list) \
+                    or not all(isinstance(delta.get(f), str) for f in (
+                        "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
                 raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
             texts.append(delta.get("content") or "")
             for name in ("reasoning_content", "reasoning"):
@@ -2326,6 +2333,7 @@ class Handler(BaseHTTPRequestHandler):
     """One client connection: HTTP/1.1 keep-alive, every answer (even a parse error) as JSON."""
     protocol_version = "HTTP/1.1"
     server_version = "FreeRide/" + __version__
+
     def setup(self):
         self.timeout = self.server.gateway.config.client_timeout  # a silent client is dropped
         super().setup()
@@ -3755,7 +3763,8 @@ class BlockEncoder:
                 self.open = ("text", None)
             self.chars += len(text)
             out += self.piece("text", text)
-        for call in delta.get("tool_calls") or ():
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():  # 5 or "x": the upstream's garbage
             if not isinstance(call, dict):
                 continue
             function = call.get("function") if isinstance(call.get("function"), dict) else {}

@@ -283,6 +283,7 @@ class StreamTranslation(unittest.TestCase):
             '{"name": ["x"], "arguments": 7}}]}, "finish_reason": ["stop"]}]}',
             'data: {"choices": "nope", "usage": "x"}', "data: [1, 2]",
             'data: {"choices": [null, 3]}', chunk({"content": "ok", "tool_calls": "zz"}),
+            chunk({"tool_calls": 5}),
             "data: [DONE]"])
         events = encode(freeride.AnthropicEncoder(1), reply)
         self.assertEqual(names(events)[-2:], ["message_delta", "message_stop"])

@@ -164,6 +164,11 @@ class NotAnAnswer(GatewayTest):
         "choices not a list": Reply(events=['data: {"id":"x","choices":{"0":1}}'] +
                                     chat_stream().events),
         "no content at all": Reply(events=[chat_stream().events[0], "data: [DONE]"]),
+        "tool calls that are not a list": Reply(events=[
+            'data: {"id":"x","choices":[{"index":0,"delta":{"tool_calls":5}}]}', "data: [DONE]"]),
+        "a tool call that is not an object": Reply(events=[
+            'data: {"id":"x","choices":[{"index":0,"delta":{"tool_calls":[7]}}]}',
+            "data: [DONE]"]),
     }
 
     def test_each_fails_over_unseen_for_plain_and_streamed_requests(self):
