@@ -1600,7 +1600,8 @@ def stream_error(event, headers):
     error = event.doc.get("error") if isinstance(event.doc, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     code = str(code) if isinstance(code, (int, str)) else ""
-    status = int(code) if code.isdecimal() else 429 if "rate" in code or "limit" in code else 502
+    status = int(code) if code.isdecimal() and len(code) == 3 else \
+        429 if "rate" in code or "limit" in code else 502
     # The classifier reads the event's JSON (messages, retry hints), not its SSE framing.
     body = json.dumps(event.doc).encode() if isinstance(event.doc, dict) else event.raw
     return UpstreamFailure(status if 400 <= status <= 599 else 502, headers, body)

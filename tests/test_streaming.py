@@ -212,6 +212,12 @@ class FailoverBeforeContent(StreamingTest):
         self.start_gateway(openrouter="k1", groq="g1")
         self.assertServedInvisiblyByGroq(self.stream())
 
+    def test_an_error_event_with_a_code_int_refuses_fails_over(self):
+        event = 'data: ' + json.dumps({"error": {"code": "9" * 5000, "message": "odd"}})
+        self.openrouter.on(Reply(events=[event, "data: [DONE]"]))
+        self.start_gateway(openrouter="k1", groq="g1")
+        self.assertServedInvisiblyByGroq(self.stream())
+
     def test_an_error_event_after_the_role_chunk_fails_over(self):
         role = chat_stream(model="or-model").events[0]
         self.openrouter.on(Reply(events=[role, stream_error_event("openrouter", 503, "overloaded")]))
