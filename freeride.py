@@ -223,8 +223,10 @@ class Config:
             value = kind(raw)
         except ValueError:
             raise ConfigError(f"{var} must be a number, not {raw!r}") from None
-        if not 0 < value < float("inf"):  # nan and inf too: no socket takes them
-            raise ConfigError(f"{var} must be a number greater than 0, not {raw!r}")
+        if not value > 0:  # nan too
+            raise ConfigError(f"{var} must be greater than 0")
+        if value == float("inf"):  # no socket takes it
+            raise ConfigError(f"{var} must be a finite number")
         return value
 
     @staticmethod
@@ -296,7 +298,8 @@ class Config:
             if accounts and len(accounts) not in (1, len(secrets_)):
                 raise ConfigError(f"{cls.account_var} must hold one account id, or one per key "
                                   f"in {cls.key_vars[0]}")
-            accounts = accounts if len(accounts) > 1 else (accounts or [""]) * len(secrets_)
+            if len(accounts) < 2:  # one account (or none) for every key
+                accounts = (accounts or [""]) * len(secrets_)
             routes.append(Route(provider, [Key(name, i, s, a, key_id(name, s, a))
                                            for i, (s, a) in enumerate(zip(secrets_, accounts))]))
         return routes, unconfigured, half
@@ -1084,11 +1087,13 @@ def _int(value):
         return None
 
 
+PROM_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+
+
 def _prom(labels):
     """Prometheus labels: k="v" joined by commas, the values' backslashes, quotes and line
     breaks escaped."""
-    escape = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
-    return ",".join(f'{k}="{str(v).translate(escape)}"' for k, v in labels.items())
+    return ",".join(f'{k}="{str(v).translate(PROM_ESCAPES)}"' for k, v in labels.items())
 
 
 # =============================================================================================
@@ -1354,7 +1359,7 @@ class Pool:
                 lines.append(f"Content-Length: {len(body)}")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         except UnicodeError as e:  # a host IDNA refuses, a header not latin-1: a ValueError
-            raise Pool._failure(e, False, None) from None
+            raise Pool._failure(e, reused=False, sock=None) from None
         return head + body if body else head
 
     def get(self, url, headers, timeout, limit=32 * MiB):
@@ -1483,10 +1488,11 @@ def read_event(raw):
     if carries(doc, CONTENT_FIELDS):
         deltas = [c.get("delta") for c in doc["choices"] if isinstance(c, dict)]
         if any(not isinstance(d.get(f), (str, type(None))) for d in deltas
-               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")) \
-                or any(not _objects(d.get("tool_calls") or []) for d in deltas
-                       if isinstance(d, dict)):
-            return Event("garbage", raw, doc)  # text that is not text, calls not objects
+               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")):
+            return Event("garbage", raw, doc)  # text that is not text
+        if b"tool_calls" in raw and not all(_objects(d.get("tool_calls") or [])
+                                            for d in deltas if isinstance(d, dict)):
+            return Event("garbage", raw, doc)  # tool calls that are not a list of objects
         return Event("content", raw, doc)
     if doc.get("usage") and not doc.get("choices"):
         return Event("usage", raw, doc)
@@ -1548,15 +1554,15 @@ def assemble(events, headers):
             usage = found if isinstance(found, dict) else usage
         for choice in chunk.get("choices") or ():  # a list: read_event made sure
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict) or not isinstance(delta.get("tool_calls") or [], list) \
-                    or not all(isinstance(delta.get(f), str) for f in (
-                        "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
+            if not isinstance(delta, dict) or not all(isinstance(delta.get(f), str) for f in (
+                    "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
                 raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
             texts.append(delta.get("content") or "")
             for name in ("reasoning_content", "reasoning"):
                 if delta.get(name):
                     reasons.setdefault(name, []).append(delta[name])
-            for call in delta.get("tool_calls") or ():
+            calls_here = delta.get("tool_calls") or []
+            for call in calls_here if isinstance(calls_here, list) else [None]:  # 5: malformed
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
                     raise UpstreamFailure(502, headers, event.raw[:2000],
@@ -1600,8 +1606,10 @@ def stream_error(event, headers):
     error = event.doc.get("error") if isinstance(event.doc, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     code = str(code) if isinstance(code, (int, str)) else ""
-    status = int(code) if code.isdecimal() and len(code) == 3 else \
-        429 if "rate" in code or "limit" in code else 502
+    if code.isdecimal() and len(code) == 3:  # a status; int() refuses some digit strings
+        status = int(code)
+    else:
+        status = 429 if "rate" in code or "limit" in code else 502
     # The classifier reads the event's JSON (messages, retry hints), not its SSE framing.
     body = json.dumps(event.doc).encode() if isinstance(event.doc, dict) else event.raw
     return UpstreamFailure(status if 400 <= status <= 599 else 502, headers, body)
@@ -1651,7 +1659,12 @@ GENERIC_RULES = (
 )
 
 
-Verdict = collections.namedtuple("Verdict", "cls scope seconds message")  # classify's answer
+class Verdict(NamedTuple):
+    """classify's answer."""
+    cls: str
+    scope: str
+    seconds: float
+    message: str
 
 
 def family_of(model):
@@ -2366,7 +2379,7 @@ class Handler(BaseHTTPRequestHandler):
             if len(number) != 2 or not all(n.isdecimal() and len(n) <= 10 for n in number):
                 self.send_error(400, f"Bad request version ({version!r})")
                 return False
-            number = tuple(map(int, number))
+            number = int(number[0]), int(number[1])
             if number >= (2, 0):
                 self.send_error(505, f"Invalid HTTP version ({version[5:]})")
                 return False
@@ -3076,7 +3089,10 @@ class Gateway:
         if ok:
             return response
         # An error read to its end leaves the connection fit to serve the next attempt.
-        self.pool.release(response) if whole else self.pool.discard(response)
+        if whole:
+            self.pool.release(response)
+        else:
+            self.pool.discard(response)
         raise UpstreamFailure(response.status, response.headers, body)
 
     def _guard(self, response, seconds):
@@ -3356,7 +3372,10 @@ class Gateway:
         except UpstreamFailure:
             self.pool.discard(response)
             raise
-        self._finish(response) if rest and rest[-1].kind == "done" else self.pool.discard(response)
+        if rest and rest[-1].kind == "done":
+            self._finish(response)
+        else:
+            self.pool.discard(response)
         return json.dumps(doc).encode(), doc
 
     def relay_stream(self, handler, rid, request, candidates, deadline, encoder=None):
@@ -3458,7 +3477,10 @@ class Gateway:
             response.read(65536)
         except (OSError, http.client.HTTPException):
             pass
-        self.pool.release(response) if response.isclosed() else self.pool.discard(response)
+        if response.isclosed():
+            self.pool.release(response)
+        else:
+            self.pool.discard(response)
 
 
 def _json_ok(data):
@@ -3577,10 +3599,14 @@ _BOOL = (lambda v: isinstance(v, bool), "true or false")
 _TEXT = (lambda v: isinstance(v, str), "a string")
 _NAMED = ({"name": (*_TEXT, True)}, "an object")
 _FORMAT = ({"type": (*_one_of("text", "json_object", "json_schema"), True)}, "an object")
-_TOOL_CHOICE = (lambda v: v in ("none", "auto", "required") if isinstance(v, str)
-                else isinstance(v, dict) and all(isinstance(v.get(k), (str, type(None)))
-                                                 for k in ("type", "name", "namespace")),
-                "'none', 'auto', 'required' or an object naming a tool")
+def _tool_choice(value):
+    if isinstance(value, str):
+        return value in ("none", "auto", "required")
+    return isinstance(value, dict) and all(isinstance(value.get(k), (str, type(None)))
+                                           for k in ("type", "name", "namespace"))
+
+
+_TOOL_CHOICE = (_tool_choice, "'none', 'auto', 'required' or an object naming a tool")
 
 CHAT_FIELDS = {
     "model": _MODEL,
@@ -4384,6 +4410,11 @@ def watcher_main(argv=None):
     return main(["watcher", *(sys.argv[1:] if argv is None else argv)])
 
 
+def cmd_agent(args, config):
+    """run, bind, unbind, auto, rotate or watcher, run by agents/."""
+    return _agents().commands.run(args, config)
+
+
 class AgentCommand(argparse.ArgumentParser):
     """The parser of an agent command, given its description and arguments by agents/ the first
     time it parses or shows its help (building the parser imports nothing of agents/)."""
@@ -4416,8 +4447,7 @@ def add_agent_commands(commands):
     for name, summary in AGENT_COMMANDS.items():
         prog = commands.add_parser(name, help=summary).prog
         commands.choices[name] = AgentCommand(name, prog=prog)
-        commands.choices[name].set_defaults(run=lambda args, config: _agents().commands.run(
-            args, config))
+        commands.choices[name].set_defaults(run=cmd_agent)
 
 
 # =============================================================================================
@@ -4483,10 +4513,14 @@ def cmd_serve(args, config):
           f"    export OPENAI_BASE_URL={url}/v1\n    export OPENAI_API_BASE={url}/v1\n"
           "    export OPENAI_API_KEY=any", flush=True)
     settings = read_settings(config.home)
+    beacon = None
     if settings.get("telemetry") is True and config.telemetry_url:
-        Telemetry(gateway, settings).start()  # a daemon thread: it ends with the process
+        beacon = Telemetry(gateway, settings)
+        beacon.start()
     gateway.start()
     wait_for_stop()
+    if beacon is not None:
+        beacon.stopped.set()  # none during the grace period
     print("freeride: stopping; letting requests in flight finish", file=sys.stderr)
     gateway.close(grace=GRACE_SECONDS)
     return 0
@@ -4814,9 +4848,11 @@ def cmd_doctor(args, config):
         failed |= mark == "bad"
         print(f"{marks[mark]} {text}{' — ' + fix if fix else ''}")
 
-    old = sys.version_info < (3, 10)
-    line("bad" if old else "ok", "Python " + ".".join(map(str, sys.version_info[:3])),
-         "FreeRide needs Python 3.10 or newer" if old else "")
+    version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info >= (3, 10):
+        line("ok", f"Python {version}")
+    else:
+        line("bad", f"Python {version}", "FreeRide needs Python 3.10 or newer")
     try:
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = config.home / f".doctor-{os.getpid()}"
@@ -4969,11 +5005,11 @@ class Telemetry(threading.Thread):
     def __init__(self, gateway, settings):
         super().__init__(name="freeride-telemetry", daemon=True)
         self.gateway, self.settings = gateway, settings
+        self.stopped = threading.Event()
 
     def run(self):
         config = self.gateway.config
-        while True:
-            time.sleep(config.telemetry_interval)
+        while not self.stopped.wait(config.telemetry_interval):
             payload = telemetry_payload(config, self.settings, time.time() - self.gateway.started)
             request = urllib.request.Request(config.telemetry_url, json.dumps(payload).encode(),
                                              {"Content-Type": "application/json"})

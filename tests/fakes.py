@@ -701,6 +701,8 @@ def streamed(reply, request):
         message = doc["choices"][0]["message"]
     except (ValueError, KeyError, IndexError, TypeError):
         return reply
+    if not isinstance(message, dict):  # "message": null, a case of its own: sent as it is
+        return reply
     top = {k: doc[k] for k in ("id", "created", "model", "system_fingerprint") if k in doc}
 
     def chunk(delta, finish=None, **extra):
