@@ -35,6 +35,7 @@ import base64
 import calendar
 import collections
 import email.utils
+import functools
 import errno
 import hashlib
 import heapq
@@ -1050,12 +1051,13 @@ class Ledger:
                     if row is not None and row[2] > now:
                         yield unit, window, row
 
-    def spent(self, route, key, model, tokens=0):
+    def spent(self, route, key, model, tokens=lambda: 0):
         """(unit, window, seconds to its reset) when this key cannot take this request now:
-        no request left in a window, or clearly fewer tokens left this minute than it needs."""
+        no request left in a window, or clearly fewer tokens left this minute than `tokens()`
+        (asked only then: the estimate reads the whole prompt)."""
         for unit, window, (limit, left, reset, _) in self._live(route, key, model):
             if (unit == "requests" and left <= 0) or (unit == "tokens" and window == "minute"
-                                                      and tokens > left):
+                                                      and tokens() > left):
                 return unit, window, reset - time.time()
         return None
 
@@ -1931,16 +1933,18 @@ class Router:
         self.catalogs = catalogs
         self.ledger = ledger
 
-    def walk(self, rid, candidates, send, deadline, hold=False, tokens=0, spill=None):
+    def walk(self, rid, candidates, send, deadline, hold=False, tokens=lambda: 0, spill=None):
         """Call send(route, key, model, timeout) until one returns; an UpstreamFailure (anything
         not a usable answer) fails over. Keys go most headroom first (the ledger); a key whose
-        requests are spent, or with clearly too few tokens left this minute for `tokens`, is
+        requests are spent, or with clearly too few tokens left this minute for `tokens()` (the
+        request's estimate, made once and only if a key has a token budget), is
         skipped without a call; when only a minute about to reset (2 s) stands in the way, the
         walk waits for it once. With `spill(route, model)`, a model whose own quota is spent on
         every key gives way to that provider's next model. Busy keys of a provider taking one
         request at a time per key are skipped, not waited for; with `hold` the winning key stays
         taken until the caller gives it back (a stream, still being relayed)."""
         attempts, queue, waited = [], list(candidates), False
+        tokens = functools.cache(tokens)
         while queue:
             route, model = queue.pop(0)
             spent_here = 0
@@ -3157,7 +3161,7 @@ class Gateway:
                       ResponsesEncoder(estimate_tokens(payload["messages"]), names),
                       lambda doc, used: chat_to_response(doc, used, names))
 
-    def walk(self, rid, candidates, send, deadline, hold=False, tokens=0):
+    def walk(self, rid, candidates, send, deadline, hold=False, tokens=lambda: 0):
         """Router.walk for a route: nothing left, or the client's own error, as the HTTPError
         to answer."""
         try:
@@ -3214,7 +3218,7 @@ class Gateway:
             return answer
 
         route, key, used, (body, doc) = self.walk(rid, candidates, send, deadline,
-                                                  tokens=request_tokens(payload))
+                                                  tokens=lambda: request_tokens(payload, encoder))
         usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
         now = time.monotonic()
         self.writer.event(req=rid, event="complete", provider=route.name, model=used,
@@ -3392,8 +3396,8 @@ class Gateway:
             return self.first_content(self.open(route, key, "/chat/completions", payload,
                                                 timeout), timeout, encoder.shown)
 
-        route, key, used, (response, held, events) = self.walk(rid, candidates, send, deadline,
-                                                               True, request_tokens(request))
+        route, key, used, (response, held, events) = self.walk(
+            rid, candidates, send, deadline, True, lambda: request_tokens(request, encoder))
         started, first = deadline - self.config.request_deadline, time.monotonic()
         usage, outcome = {}, "complete"
         try:
@@ -3734,10 +3738,13 @@ def _answer(doc):
             (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0))
 
 
-def request_tokens(payload):
-    """What a chat request may cost in tokens: its prompt's estimate plus what it may write."""
+def request_tokens(payload, encoder=None):
+    """What a chat request may cost in tokens: its prompt's estimate (the one a dialect's
+    encoder made already, if any) plus what it may write."""
     most = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    return estimate_tokens(payload.get("messages")) + (most if _is_int(most) else 0)
+    prompt = getattr(encoder, "input_estimate", None)
+    prompt = estimate_tokens(payload.get("messages")) if prompt is None else prompt
+    return prompt + (most if _is_int(most) else 0)
 
 
 def estimate_tokens(value):
