@@ -3684,7 +3684,8 @@ class ChatEncoder:
 
 def _sse(name, doc):
     """One named event, as the Anthropic and Responses APIs stream them."""
-    return b"event: " + name.encode() + b"\ndata: " + json.dumps(doc, separators=(",", ":")).encode()
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    return b"event: " + name.encode() + b"\ndata: " + data
 
 
 def _new_id(prefix):
@@ -4342,7 +4343,8 @@ def pyz_sources():
     files = {"__main__.py": PYZ_MAIN, "freeride.py": source_of(sys.modules[__name__])}
     for name, module in list(sys.modules.items()):
         if name.partition(".")[0] in ("providers", "agents"):
-            path = name.replace(".", "/") + ("/__init__.py" if hasattr(module, "__path__") else ".py")
+            package = hasattr(module, "__path__")
+            path = name.replace(".", "/") + ("/__init__.py" if package else ".py")
             files[path] = source_of(module)
     files.update({f"dashboard/{name}": dashboard_file(name) for name in DASHBOARD_FILES})
     return files
@@ -4644,7 +4646,8 @@ def cmd_status(args, config):
             if q["window"] != "minute" or q["remaining"] <= 0:
                 model = "" if q["model"] == "*" else f" {q['model']}"
                 print(f"  k{q['key']}{model}  {q['remaining']}/{q['limit']} {q['unit']} "
-                      f"{PER[q['window']]}, resets {time.strftime('%H:%M UTC', time.gmtime(q['reset']))}")
+                      f"{PER[q['window']]}, resets "
+                      f"{time.strftime('%H:%M UTC', time.gmtime(q['reset']))}")
     print(f"free capacity left today: {doc['capacity_today']['requests']} requests where "
           "providers say (the ledger)")
     for u in doc["unconfigured"]:
@@ -5046,7 +5049,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="command")
     serve = commands.add_parser("serve", help="run the gateway",
                                 description="Run the gateway on 127.0.0.1:11343 (by default).")
-    serve.add_argument("--host", help=f"address to listen on (FREERIDE_HOST, default {DEFAULT_HOST})")
+    serve.add_argument("--host",
+                       help=f"address to listen on (FREERIDE_HOST, default {DEFAULT_HOST})")
     serve.add_argument("--port", type=port_number,
                        help=f"port to listen on (FREERIDE_PORT, default {DEFAULT_PORT})")
     serve.add_argument("--demo", action="store_true",
@@ -5078,7 +5082,8 @@ def build_parser():
     open_.set_defaults(run=cmd_open)
     list_ = commands.add_parser("list", help="list the free models you can use",
                                 description="The free models of every configured provider, from "
-                                "their live catalogs (cached for an hour).")
+                                "their live catalogs (cached for FREERIDE_CATALOG_TTL, 4 hours by "
+                                "default).")
     list_.add_argument("--refresh", action="store_true", help="fetch the catalogs again now")
     list_.add_argument("--json", action="store_true", help="machine-readable output")
     gateway_option(list_)
@@ -5096,8 +5101,9 @@ def build_parser():
     telemetry.set_defaults(run=cmd_telemetry)
     pack = commands.add_parser(
         "pack", help="write the single-file build freeride.pyz",
-        description="Write freeride.pyz: this FreeRide (freeride.py and providers/) in one "
-        "executable zip that needs only Python 3.10+. Run it as python3 freeride.pyz serve.")
+        description="Write freeride.pyz: this FreeRide (freeride.py, providers/, agents/ and "
+        "dashboard/) in one executable zip that needs only Python 3.10+. Run it as python3 "
+        "freeride.pyz serve.")
     pack.add_argument("-o", "--output", default="freeride.pyz", metavar="PATH",
                       help="where to write it (default ./freeride.pyz; a directory gets "
                       "freeride.pyz inside)")

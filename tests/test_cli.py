@@ -186,6 +186,16 @@ class CommandLineTest(unittest.TestCase):
         for flag in ("--host", "--port", "--demo"):
             self.assertIn(flag, result.stdout)
 
+    def test_help_says_what_pack_carries_and_how_long_list_caches(self):
+        pack = " ".join(run_cli("pack", "--help").stdout.split())
+        folders = {name.split("/")[0] + "/" for name in freeride.pyz_sources() if "/" in name}
+        self.assertEqual(folders, {"providers/", "agents/", "dashboard/"})
+        for folder in folders:
+            self.assertIn(folder, pack)
+        listing = " ".join(run_cli("list", "--help").stdout.split())
+        self.assertIn("FREERIDE_CATALOG_TTL, 4 hours by default", listing)
+        self.assertEqual(freeride.Config(env={}).catalog_ttl, 4 * 3600)
+
     def test_a_bad_setting_is_a_one_line_error(self):
         result = run_cli("serve", env=clean_env(GROQ_API_KEY='["unterminated'))
         self.assertEqual(result.returncode, 2)
