@@ -112,6 +112,26 @@ class Ledger(GatewayTest):
         self.chat()
         self.assertIn("gsk-1", self.keys_seen("groq")[1:], "the window reset by itself")
 
+    def test_a_damaged_ledger_is_set_aside_and_the_gateway_serves_on(self):
+        good = {"provider": "groq", "key": "k", "model": "*", "unit": "requests",
+                "window": "day", "limit": 5, "remaining": 1, "reset": time.time() + 3600,
+                "told": True}
+        for name, text in (("not JSON", "{oops"),
+                           ("a bad row after a good one",
+                            json.dumps({"version": 1, "rows": [good, {"provider": "groq"}]}))):
+            with self.subTest(case=name):
+                path = self.home / "ledger.json"
+                path.write_text(text)
+                self.fake("groq")
+                gateway = self.start(groq="gsk-1")
+                self.assertEqual(gateway.ledger.snapshot(), [], "no row of a damaged file is used")
+                aside = list(self.home.glob("ledger.json.corrupt-*"))
+                self.assertTrue(any(p.read_text() == text for p in aside), "kept for the user")
+                self.assertEqual(self.chat().status, 200)
+                gateway.close()
+                for p in aside:
+                    p.unlink()
+
     def test_documented_limits_are_counted_where_nothing_is_reported(self):
         self.fake("openrouter")
         self.start_gateway({"FREERIDE_LIMITS": json.dumps(
