@@ -188,7 +188,7 @@ def cmd_run(args, config):
         hint = f"; install it with: {agent.install}" if agent.install else ""
         print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
         return 127
-    root = config.url if config.host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{config.port}"
+    root = default_gateway_url(config).removesuffix("/v1")
     values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
     env = dict(os.environ, **{k: v.format(**values) for k, v in agent.run_env.items()})
     argv = [program, *[a.replace("{url}", values["url"]) for a in agent.run_args], *command] \
