@@ -6,7 +6,6 @@ the command is used). OpenClaw's auto, rotate and watcher run in openclaw.py.
 import argparse
 import base64
 import hashlib
-import http.client
 import json
 import os
 import shutil
@@ -29,19 +28,6 @@ from freeride import DEFAULT_HOST, DEFAULT_PORT, GRACE_SECONDS, fetch_local, is_
 def default_gateway_url(config):
     host = config.host if config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     return f"http://{'[' + host + ']' if ':' in host else host}:{config.port}/v1"
-
-
-def gateway_answers(url, timeout=1.0):
-    """True if something answers GET /health at the gateway URL's host (loopback only)."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def refuse_scope(agent, scope):
@@ -104,7 +90,8 @@ def cmd_bind(args, config):
     say_reload(agent)
     if agent.use:
         print(agent.use)
-    if is_loopback(urllib.parse.urlsplit(url).hostname) and not gateway_answers(url):
+    if is_loopback(urllib.parse.urlsplit(url).hostname) \
+            and fetch_local(url, "/health", 1.0) is None:
         print(f"note: no gateway answers at {url} yet; start it with `freeride serve`")
     return 0
 
