@@ -116,13 +116,24 @@ def parse_list(var, value):
 class Offer(NamedTuple):
     """What a provider serves right now: its models in walk order (the module's preferred
     ones the live catalog confirms, then the catalog's other free models), `live` once a
-    catalog is known, `gone`: the module's models the catalog no longer lists, and its
-    embedding models ({id: dimension}, 0 unknown)."""
+    catalog is known, `gone`: the module's models the catalog no longer lists, its embedding
+    models ({id: dimension}, 0 unknown) and the first model of each family, in walk order."""
     models: tuple
     ids: frozenset
     live: bool = False
     gone: tuple = ()
     embeddings: dict = {}
+    families: dict = {}
+
+    @classmethod
+    def of(cls, models, live=False, gone=(), embeddings=None):
+        """An Offer of these models: their ids and families worked out once, not per request."""
+        families = {}
+        for model in models:
+            families.setdefault(family_of(model.id), model.id)
+        families.pop(None, None)
+        return cls(tuple(models), frozenset(m.id for m in models), live, gone,
+                   dict(embeddings or {}), families)
 
 
 class Route:
@@ -135,8 +146,7 @@ class Route:
         self.name = provider.name
         self.keys = keys
         self._turn = itertools.count()
-        self.offer = Offer(tuple(provider.models), frozenset(m.id for m in provider.models),
-                           embeddings=dict(provider.embedding_models))
+        self.offer = Offer.of(provider.models, embeddings=provider.embedding_models)
         self.available = not provider.local_server  # a local server: once a probe finds it
         self.busy = {}  # key id -> requests in flight (provider.concurrency > 0 only)
         self.lock = threading.Lock()
@@ -797,8 +807,7 @@ class Catalogs:
             models += sorted((m for m in live.values() if m.id not in provider.model_ids),
                              key=lambda m: (-(m.context or 0), not m.tools, not m.vision))
             gone = tuple(m.id for m in type(provider).models if m.id not in live)
-        route.offer = Offer(tuple(models), frozenset(m.id for m in models), listed is not None,
-                            gone, embeddings)
+        route.offer = Offer.of(models, listed is not None, gone, embeddings)
 
     def drop(self, route, model):
         """`model` answered as gone on `route`: no key calls it until a newer catalog lists it;
@@ -1695,6 +1704,7 @@ def resolve(routes, model, tools=False, vision=False):
             spelled = [(r, m) for r in routes if family and r.name not in served
                        for m in [spelling(r, family)] if m]
             return [(r, m) for r, m in exact + spelled if capable(r, m)]
+
     def spill(route, model):  # its next good model, when this one's own quota is spent
         ids = [m.id for m in route.offer.models if capable(route, m.id)]
         return ids[ids.index(model) + 1] if model in ids[:-1] else None
@@ -1718,9 +1728,7 @@ def spelling(route, family):
     """This provider's live model of a family: its module's spelling while the catalog lists
     it, else the first live model of that family; None if it has none."""
     own = route.provider.families.get(family)
-    if own and own in route.offer.ids:
-        return own
-    return next((m.id for m in route.offer.models if family_of(m.id) == family), None)
+    return own if own and own in route.offer.ids else route.offer.families.get(family)
 
 
 def model_context(route, model_id):
