@@ -1039,6 +1039,7 @@ class Ledger:
                     _int(headers.get(limit_h)) or (row[0] if row else left), left,
                     now + (reset if reset is not None else WINDOWS.get(window, 60)), True]
                 told.add((unit, window))
+            changed = bool(told)
             for unit, window, limit in self.limits(provider, key.id):
                 if unit != "requests" or (unit, window) in told:
                     continue
@@ -1049,7 +1050,8 @@ class Ledger:
                     row = self.rows[(*where, unit, window)] = [limit, limit, now + reset, False]
                 if not row[3]:
                     row[1] = max(0, row[1] - 1)
-            self.dirty = True
+                    changed = True
+            self.dirty |= changed  # ledger.json is rewritten only when a row changed
 
     def _live(self, route, key, model):
         now = time.time()

@@ -132,6 +132,14 @@ class Ledger(GatewayTest):
                 for p in aside:
                     p.unlink()
 
+    def test_answers_that_tell_nothing_and_count_against_nothing_leave_the_file_alone(self):
+        self.fake("gemini")
+        gateway = self.start(gemini="AIza-1")  # no quota headers, no documented limit
+        for _ in range(3):
+            self.assertEqual(self.chat().status, 200)
+        gateway.ledger.flush()  # what the writer thread does every TICK
+        self.assertFalse((self.home / "ledger.json").exists(), "nothing to write, nothing written")
+
     def test_documented_limits_are_counted_where_nothing_is_reported(self):
         self.fake("openrouter")
         self.start_gateway({"FREERIDE_LIMITS": json.dumps(
