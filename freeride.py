@@ -856,8 +856,8 @@ class Catalogs:
     def _get(self, route, key, url, timeout):
         """A JSON answer of a provider's free GET (its catalog, its usage), or None."""
         try:
-            status, body = self.pool.get(url, route.provider.headers(key.secret), timeout,
-                                         8 * MiB)
+            status, _, body = self.pool.get(url, route.provider.headers(key.secret), timeout,
+                                            8 * MiB)
             return json.loads(body) if status == 200 else None
         except (UpstreamFailure, ValueError, RecursionError):
             return None
@@ -1376,7 +1376,7 @@ class Pool:
         return head + body if body else head
 
     def get(self, url, headers, timeout, limit=32 * MiB):
-        """A small GET: (status, body); connection errors raise UpstreamFailure."""
+        """A small GET: (status, headers, body); connection errors raise UpstreamFailure."""
         response = self.request("GET", url, None, headers, timeout)
         try:
             body = response.read(limit)
@@ -1384,7 +1384,7 @@ class Pool:
             self.discard(response)
             raise UpstreamFailure(0, reason=f"answer cut off: {_short(e)}") from None
         self.release(response)
-        return response.status, body
+        return response.status, response.headers, body
 
     def release(self, response):
         """Give back the connection of a response that was read to its end."""
@@ -4951,12 +4951,9 @@ def _doctor_key(route, key, pool, line):
     check = provider.key_check_url(key.account)
     url = check or provider.catalog_url(key.account)
     try:
-        response = pool.request("GET", url, None, provider.headers(key.secret),
-                                pool.connect_timeout)
-        status, body = response.status, response.read(1 * MiB)
-        pool.discard(response)
-    except (UpstreamFailure, OSError, http.client.HTTPException) as e:
-        e = e if isinstance(e, UpstreamFailure) else UpstreamFailure(0, reason=_short(e))
+        status, headers, body = pool.get(url, provider.headers(key.secret),
+                                         pool.connect_timeout, 1 * MiB)
+    except UpstreamFailure as e:
         line("bad", f"{label}: {urllib.parse.urlsplit(url).netloc} unreachable ({e.reason})",
              "check the network, a proxy (HTTPS_PROXY) or the base URL override")
         return
@@ -4965,7 +4962,7 @@ def _doctor_key(route, key, pool, line):
                      "billed request, so the first real request will tell")
     elif status == 200:
         line("ok", f"{label} accepted")
-    elif classify(provider, status, response.headers, body).cls == AUTH:  # Gemini: a 400
+    elif classify(provider, status, headers, body).cls == AUTH:  # Gemini: a 400
         line("bad", f"{label} rejected ({status})", f"replace the key in {var}")
     else:
         line("warn", f"{label}: unexpected answer {status} from the key check")
