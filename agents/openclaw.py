@@ -125,45 +125,26 @@ def gateway_fallbacks(model, count):
 
 
 def openrouter_free_models(config, key):
-    """The ids of OpenRouter's free text models (`:free`, or priced "0"), best first: those
-    that take tools, then the largest context. UpstreamFailure if the list cannot be had."""
+    """The ids of OpenRouter's free chat models (as its live catalog tells them), best first:
+    those that take tools, then the largest context. UpstreamFailure if the list cannot be had."""
     cls = providers.REGISTRY["openrouter"]
     provider = cls(config.env.get(cls.base_url_var or "OPENROUTER_BASE_URL") or None)
     pool = Pool(config.connect_timeout)
     try:
-        response = pool.request("GET", provider.catalog_url(), None, provider.headers(key),
-                                config.first_byte_timeout)
-        try:
-            body = response.read(32 * MiB)
-        except (OSError, http.client.HTTPException) as e:
-            raise UpstreamFailure(0, reason=f"the list was cut off: {_short(e)}") from None
-        finally:
-            pool.discard(response)
+        status, _, body = pool.get(provider.catalog_url(), provider.headers(key),
+                                   config.first_byte_timeout)
     finally:
         pool.close()
     try:
         doc = json.loads(body)
     except ValueError:
         doc = None
-    if response.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+    if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         message = error_message(doc, body.decode("utf-8", "replace"))
-        raise UpstreamFailure(response.status, reason=config.redact(
-            f"HTTP {response.status}: {message}" if response.status != 200 else
-            "the answer is not a model list"))
-    free = []
-    for row in doc["data"]:
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            continue
-        pricing = row.get("pricing") if isinstance(row.get("pricing"), dict) else {}
-        architecture = row.get("architecture") if isinstance(row.get("architecture"), dict) else {}
-        if not (row["id"].endswith(":free") or (str(pricing.get("prompt")) == "0"
-                                                and str(pricing.get("completion")) == "0")):
-            continue
-        if "text" not in (architecture.get("output_modalities") or ["text"]):
-            continue
-        tools = "tools" in (row.get("supported_parameters") or ())
-        free.append((not tools, -providers._context_of(row), row["id"]))
-    return [model_id for *_, model_id in sorted(free)]
+        raise UpstreamFailure(status, reason=config.redact(
+            f"HTTP {status}: {message}" if status != 200 else "the answer is not a model list"))
+    free = providers.Provider.catalog(provider, doc)  # the base's: without the router first
+    return [m.id for m in sorted(free, key=lambda m: (not m.tools, -m.context, m.id))]
 
 
 def cmd_auto(args, config):
