@@ -1500,8 +1500,7 @@ def read_event(raw):
         return Event("error", raw, doc)
     if carries(doc, CONTENT_FIELDS):
         deltas = [c.get("delta") for c in doc["choices"] if isinstance(c, dict)]
-        if any(not isinstance(d.get(f), (str, type(None))) for d in deltas
-               if isinstance(d, dict) for f in ("content", "reasoning_content", "reasoning")):
+        if not all(_text_ok(d) for d in deltas if isinstance(d, dict)):
             return Event("garbage", raw, doc)  # text that is not text
         if b"tool_calls" in raw and not all(_objects(d.get("tool_calls") or [])
                                             for d in deltas if isinstance(d, dict)):
@@ -1510,6 +1509,15 @@ def read_event(raw):
     if doc.get("usage") and not doc.get("choices"):
         return Event("usage", raw, doc)
     return Event("chunk", raw, doc)
+
+
+def _text_ok(delta):
+    """A delta's text fields are text (or absent): checked as events come and on assembly."""
+    for field in ("content", "reasoning_content", "reasoning"):
+        value = delta.get(field)
+        if value is not None and not isinstance(value, str):
+            return False
+    return True
 
 
 def _objects(value):
@@ -1567,8 +1575,7 @@ def assemble(events, headers):
             usage = found if isinstance(found, dict) else usage
         for choice in chunk.get("choices") or ():  # a list: read_event made sure
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict) or not all(isinstance(delta.get(f), str) for f in (
-                    "content", "reasoning_content", "reasoning") if delta.get(f) is not None):
+            if not isinstance(delta, dict) or not _text_ok(delta):
                 raise UpstreamFailure(502, headers, event.raw[:2000], reason="a malformed chunk")
             texts.append(delta.get("content") or "")
             for name in ("reasoning_content", "reasoning"):
