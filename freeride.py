@@ -2955,12 +2955,12 @@ class Gateway:
     def dashboard_data(self):
         """The status page's figures: status, 31 days of usage (today's as status counts
         it) and the models."""
-        status = self.status_doc()
-        days = self.stats.read_usage()
+        days, quota = self.stats.read_usage(), self.ledger.snapshot()  # read once for both
+        status = self.status_doc(days, quota)
         for p in status["providers"]:
             days.setdefault(today(), {})[p["name"]] = p["today"]
         return {"status": status, "usage": days, "now": round(time.time(), 3),
-                "models": model_entries(self.config.routes, self.ledger.snapshot())}
+                "models": model_entries(self.config.routes, quota)}
 
     def dashboard(self, handler):
         handler.reply_json(200, self.dashboard_data(), PAGE_HEADERS)
@@ -2990,9 +2990,10 @@ class Gateway:
     def status(self, handler):
         handler.reply_json(200, self.status_doc())
 
-    def status_doc(self):
-        doc = status_snapshot(self.config, self.cooldowns.active(), self.stats.read_usage(),
-                              self.stats, self.ledger.snapshot())
+    def status_doc(self, usage=None, quota=None):
+        doc = status_snapshot(self.config, self.cooldowns.active(),
+                              self.stats.read_usage() if usage is None else usage, self.stats,
+                              self.ledger.snapshot() if quota is None else quota)
         doc["gateway"] = {"url": self.url, "pid": os.getpid(), "version": __version__,
                           "started": round(self.started, 3),
                           "uptime_s": round(time.time() - self.started, 1)}
