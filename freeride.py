@@ -3159,7 +3159,8 @@ class Gateway:
         check_request(request, ANTHROPIC_FIELDS, dotted=True)  # as its translator names items
         payload, dropped = anthropic_to_chat(request)
         self.exchange(handler, "/v1/messages", payload, request["model"].strip(), dropped,
-                      AnthropicEncoder(estimate_tokens(payload["messages"])), chat_to_anthropic)
+                      AnthropicEncoder(functools.partial(estimate_tokens, payload["messages"])),
+                      chat_to_anthropic)
 
     def count_tokens(self, handler):
         """POST /v1/messages/count_tokens: an estimate (no provider is asked), which is what
@@ -3176,7 +3177,8 @@ class Gateway:
         check_request(request, RESPONSES_FIELDS, dotted=True)  # as its translator names items
         payload, names, dropped = responses_to_chat(request)
         self.exchange(handler, "/v1/responses", payload, request["model"].strip(), dropped,
-                      ResponsesEncoder(estimate_tokens(payload["messages"]), names),
+                      ResponsesEncoder(functools.partial(estimate_tokens, payload["messages"]),
+                                       names),
                       lambda doc, used: chat_to_response(doc, used, names))
 
     def walk(self, rid, candidates, send, deadline, hold=False, tokens=lambda: 0):
@@ -3789,12 +3791,17 @@ class BlockEncoder:
     shown = ("content", "tool_calls")  # reasoning is not rendered: it is not content here
 
     def __init__(self, input_estimate):
-        self.input_estimate = input_estimate
+        self._input = input_estimate  # tokens, or a function making them when first needed
         self.open = None           # ("text", None) or ("tool", the upstream's tool-call index)
         self.finish_reason = None
         self.usage = {}
         self.tools_called = False
         self.chars = 0             # of text and arguments, for usage when the upstream gives none
+
+    @functools.cached_property
+    def input_estimate(self):
+        """The prompt's tokens by estimate (it reads the whole prompt: only when asked for)."""
+        return self._input() if callable(self._input) else self._input
 
     def chunk(self, event):
         if event.kind == "done":
