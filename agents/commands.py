@@ -176,14 +176,13 @@ def cmd_run(args, config):
         print(f"freeride: {program or 'a command'} is not installed{hint}", file=sys.stderr)
         return 127
     root = default_gateway_url(config).removesuffix("/v1")
-    values = {"root": root, "url": root + "/v1", "key": config.api_key or "freeride-local"}
+    values = {"root": root, "url": root + "/v1", "key": config.api_key or DEFAULT_AGENT_KEY}
     env = dict(os.environ, **{k: v.format(**values) for k, v in agent.run_env.items()})
     argv = [program, *[a.replace("{url}", values["url"]) for a in agent.run_args], *command] \
         if known else command
     gateway, health = None, fetch_local(root, "/health")
     if health is None:
-        gateway = start_gateway(config)
-        health = fetch_local(root, "/health")
+        gateway, health = start_gateway(config, root)
         if health is None:
             print(f"freeride: could not start a gateway at {root} (see "
                   f"{config.home / 'serve.log'})", file=sys.stderr)
@@ -210,18 +209,20 @@ def cmd_run(args, config):
     return code if code >= 0 else 128 - code
 
 
-def start_gateway(config):
-    """`freeride serve` in the background, its output to serve.log; waits until it answers."""
+def start_gateway(config, root):
+    """`freeride serve` in the background, its output to serve.log: (the process, its health
+    answer at root once it gives one, or None if it did not within 10 s)."""
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(config.home / "serve.log", "ab") as log:  # argv[0]: this script, pyz or launcher
         process = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "serve"],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True)
     for _ in range(100):  # 10 s at most
-        if fetch_local(config.url, "/health", 0.5) is not None or process.poll() is not None:
-            break
+        health = fetch_local(root, "/health", 0.5)
+        if health is not None or process.poll() is not None:
+            return process, health
         time.sleep(0.1)
-    return process
+    return process, None
 
 
 # -- the command line ------------------------------------------------------------------------
