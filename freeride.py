@@ -3224,7 +3224,7 @@ class Gateway:
 
         def send(route, key, model, timeout):
             provider = route.provider
-            if whole and provider.stream_plain and not provider.local:
+            if whole and provider.stream_plain:
                 body = dict(payload, model=model, stream=True)
                 body.pop("stream_options", None)
                 if provider.stream_usage:

@@ -19,6 +19,7 @@ class Demo(Provider):
     models = (Model("demo-echo", 131072, tools=True, vision=True),)
     embedding_models = {"demo-embed": 8}
     local = True
+    stream_plain = False  # its plain answer is made whole in-process: nothing to assemble
     keys = ("demo-key-0-rate-limited", "demo-key-1")
 
     def respond(self, key, path, payload):
